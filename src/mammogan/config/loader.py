@@ -1,0 +1,169 @@
+"""Read, validate and write `train_eval_infer.config` files (TOML)."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+from ..registry import REGISTRIES, unknown_name_message
+from ..utils.io import atomic_write_text
+from .schema import SECTIONS, Section
+from .types import ListOf, Name, ValueProblem
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+
+class SectionValues:
+    """The resolved values of one section, read as attributes (`config.train.batch_size`)."""
+
+    def __init__(self, section: Section, values: Mapping[str, Any]) -> None:
+        self._section = section
+        self._values = MappingProxyType(dict(values))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"[{self._section.name}] has no key {name!r}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+class Config:
+    """A validated config: every key of every section present, defaults filled in, paths absolute."""
+
+    def __init__(self, path: Path, values: Mapping[str, Mapping[str, Any]], written: Mapping[str, set[str]]) -> None:
+        self.path = path
+        self._sections = {name: SectionValues(SECTIONS[name], v) for name, v in values.items()}
+        self._written = {k: frozenset(v) for k, v in written.items()}
+
+    def __getattr__(self, name: str) -> SectionValues:
+        sections = self.__dict__.get("_sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(name)
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: s.as_dict() for name, s in self._sections.items()}
+
+    def was_written(self, section: str, key: str) -> bool:
+        """True if the user's file set this key (rather than it taking its default)."""
+        return key in self._written.get(section, frozenset())
+
+    def need(self, section: str, key: str, purpose: str) -> Any:
+        """The value of a key that has no usable default for `purpose`, or a clear error."""
+        value = self._sections[section].as_dict()[key]
+        if value is None or value == "":
+            doc = SECTIONS[section].key(key).doc  # type: ignore[union-attr]
+            raise ConfigError(f"{self.path}: [{section}] {key} is not set, but {purpose} needs it ({doc}).")
+        return value
+
+    def error(self, section: str, key: str, problem: str) -> ConfigError:
+        """A ConfigError naming this file, section and key, for problems found after loading."""
+        return ConfigError(f"{self.path}: [{section}] {key} = {_show(self.as_dict()[section][key])}: {problem}")
+
+
+def _show(value: Any) -> str:
+    return str(value) if not isinstance(value, str) else repr(value)
+
+
+def load_config(path: str | Path) -> Config:
+    """Parse and validate a config file; all errors name the file, section and key."""
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found.")
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}.") from None
+    return validate(raw, path)
+
+
+def validate(raw: Mapping[str, Any], path: Path) -> Config:
+    base_dir = path.parent
+    for name, value in raw.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section [{name}].{_suggest(name, SECTIONS)} "
+                              f"Valid sections: {', '.join(f'[{s}]' for s in SECTIONS)}.")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {name} must be a section written as [{name}], not a single value.")
+    values: dict[str, dict[str, Any]] = {}
+    written: dict[str, set[str]] = {}
+    for name, section in SECTIONS.items():
+        given = raw.get(name, {})
+        known = {k.name for k in section.keys}
+        for key in given:
+            if key not in known:
+                raise ConfigError(f"{path}: [{name}] unknown key {key!r}.{_suggest(key, known)} "
+                                  f"Valid keys of [{name}]: {', '.join(sorted(known))}.")
+        values[name] = {}
+        written[name] = set(given)
+        for key in section.keys:
+            if key.name not in given:
+                values[name][key.name] = _default(key.default, key.type, base_dir)
+                continue
+            value = given[key.name]
+            try:
+                parsed = key.type.parse(value, base_dir)
+            except ValueProblem as problem:
+                raise ConfigError(f"{path}: [{name}] {key.name} = {_show(value)}: {problem}.") from None
+            _check_names(key.type, parsed, f"{path}: [{name}] {key.name}")
+            values[name][key.name] = parsed
+    return Config(path, values, written)
+
+
+def _default(default: Any, value_type: Any, base_dir: Path) -> Any:
+    if default is None:
+        return None
+    if isinstance(default, (list, dict)):
+        return value_type.parse(default, base_dir) if default else type(default)()
+    return value_type.parse(default, base_dir)
+
+
+def _check_names(value_type: Any, value: Any, where: str) -> None:
+    if isinstance(value_type, Name):
+        registry = REGISTRIES[value_type.registry]
+        if value not in registry:
+            raise ConfigError(unknown_name_message(registry.kind, value, registry.names(), where))
+    elif isinstance(value_type, ListOf):
+        for item in value:
+            _check_names(value_type.item, item, where)
+
+
+def _suggest(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" Did you mean `{close[0]}`?" if close else ""
+
+
+def render_config(config: Config) -> str:
+    """The fully resolved config as TOML (defaults filled in, paths absolute); unset keys are comments."""
+    lines = [f"# Resolved from {config.path}", "# Every key with its effective value; read back it gives the same config.", ""]
+    for name, section in SECTIONS.items():
+        lines.append(f"[{name}]")
+        values = config.as_dict()[name]
+        for key in section.keys:
+            value = values[key.name]
+            if value is None:
+                lines.append(f"# {key.name} is not set")
+            else:
+                lines.append(f"{key.name} = {key.type.to_toml(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_resolved_config(config: Config, folder: Path) -> Path:
+    """Write the effective config next to a run's outputs, so the run can be repeated exactly."""
+    target = Path(folder) / "resolved.config"
+    atomic_write_text(target, render_config(config))
+    return target

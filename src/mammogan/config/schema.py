@@ -1,0 +1,198 @@
+"""The typed schema of `train_eval_infer.config`: every section, key, default and one-line description.
+
+This table is the single source of truth: the loader validates against it, `mammogan config keys`
+prints it, and the README's reference section is generated from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .types import Bool, Float, Int, ListOf, Name, PathValue, Str, Table, ValueType
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: ValueType
+    default: Any
+    doc: str
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    doc: str
+    keys: tuple[Key, ...]
+
+    def key(self, name: str) -> Key | None:
+        return next((k for k in self.keys if k.name == name), None)
+
+
+PREPARE = Section(
+    "prepare",
+    "Data preparation (`prepare`): raw mammograms → cropped, oriented PNGs, masks, SR pairs, GAN patches, splits.",
+    (
+        Key("kind", Name("prepare_kind"), "mias", "Which kind of source to read: a registered source reader."),
+        Key("input_dir", PathValue(), None, "Folder holding the raw images (PGM, DICOM, PNG/JPG/TIFF)."),
+        Key("info_file", PathValue(), None, "MIAS `Info.txt` with abnormality rows (kind = \"mias\")."),
+        Key("mias_reference_size", Int(1), 1024, "Pixel size of the frame MIAS coordinates refer to (scaled to the actual image size)."),
+        Key("output_dir", PathValue(), None, "Dataset folder written (`train/valid/test/{images,masks}` plus SR and patch sets)."),
+        Key("bit_depth", Int(8, 16), 16, "Bits per pixel of the written PNGs: 16 keeps DICOM precision, 8 halves the size."),
+        Key("voi_lut", Bool(), True, "Apply the DICOM VOI LUT / window (first of several); false keeps the full modality range."),
+        Key("orientation", Str(("left", "right", "none")), "left", "Flip every breast so its chest wall is on this side ('none' keeps the input)."),
+        Key("crop_breast", Bool(), True, "Crop to the largest bright connected component (removes background and burned-in labels)."),
+        Key("clear_background", Bool(), True, "Set pixels outside the (slightly dilated) breast region to 0, erasing burned-in labels inside the crop box."),
+        Key("crop_threshold", Float(0.0, 1.0), 0.08, "Breast/background threshold as a fraction of the image's intensity range."),
+        Key("crop_margin", Int(0), 8, "Pixels kept around the breast bounding box."),
+        Key("max_size", Int(0), 0, "Resize so the longest side is at most this many pixels after cropping (0 keeps the size)."),
+        Key("point_radius", Float(0.0), 3.0, "Radius of the disk drawn for single-point ROIs (typical for micro-calcifications)."),
+        Key("point_radius_unit", Str(("px", "mm")), "px", "Unit of point_radius: prepared-image pixels, or mm via the DICOM pixel spacing."),
+        Key("split_ratios", ListOf(Float(0.0, 1.0), 3), [0.7, 0.15, 0.15], "Train/valid/test fractions, split by patient/source image before any augmentation."),
+        Key("seed", Int(0), 42, "Seed of the split and of patch sampling."),
+        Key("sr_scales", ListOf(Int(2, 8)), [2, 4], "Upscaling factors for which LR counterparts are written."),
+        Key("degradation", Name("degradation"), "bicubic", "How LR images are made from HR: a registered degradation."),
+        Key("blur_sigma", Float(0.0), 0.0, "Gaussian blur sigma (in HR pixels) for the `gaussian` degradation; 0 derives it from the scale."),
+        Key("noise_std", Float(0.0), 0.0, "Std of Gaussian noise added to LR images, as a fraction of the full range."),
+        Key("patch_size", Int(16), 64, "Side of the GAN patches cut around lesions and from healthy tissue."),
+        Key("patch_zooms", ListOf(Float(0.1, 16.0), 1), [1.0, 2.0], "Context zoom levels for lesion patches (1 = patch_size around the centre, 2 = twice the context, resized)."),
+        Key("normal_patches_per_image", Int(0), 4, "Healthy-tissue patches sampled inside the breast of each image."),
+        Key("min_breast_fraction", Float(0.0, 1.0), 0.9, "Fraction of a healthy patch that must lie inside the breast mask."),
+        Key("pseudonym_key_file", PathValue(), None, "Secret key for pseudonymous DICOM patient ids (created if missing; default <output_dir>/.pseudonym_key - keep it private)."),
+        Key("workers", Int(1), 1, "Processes used to prepare images in parallel."),
+        Key("overwrite", Bool(), False, "Redo outputs that already exist (otherwise finished images are skipped)."),
+        Key("on_error", Str(("fail", "skip")), "fail", "After a batch with unreadable files: 'fail' exits non-zero, 'skip' exits 0 (both report them)."),
+    ),
+)
+
+DATASET = Section(
+    "dataset",
+    "Training data read by `train`, `evaluate` and `infer`.",
+    (
+        Key("train_dir", PathValue(), None, "Folder with `images/` (and optional `masks/`) used for training; for SR, the HR images."),
+        Key("valid_dir", PathValue(), None, "Validation folder, same layout as `train_dir`."),
+        Key("test_dir", PathValue(), None, "Test folder used by `evaluate`, same layout as `train_dir`."),
+        Key("lr_subdir", Str(), "", "For SR: subfolder of each split holding LR images paired by name (empty: degrade HR on the fly)."),
+        Key("data_range", Float(0.0), 0.0, "Maximum pixel value of the stored images (255, 65535, ...); 0 takes it from each PNG's bit depth."),
+        Key("patch_size", Int(8), 96, "HR crop side for SR training (the LR crop is patch_size / scale); image side for GAN training."),
+        Key("lesion_crop_fraction", Float(0.0, 1.0), 0.5, "Fraction of SR crops centred on a lesion-mask pixel when masks exist."),
+        Key("augment_flips", Bool(), True, "Random flips and 90° rotations of training crops."),
+        Key("cache", Bool(), True, "Keep decoded training images in memory (tf.data cache)."),
+        Key("shuffle_buffer", Int(1), 256, "tf.data shuffle buffer size."),
+        Key("synthetic_dirs", ListOf(PathValue()), [], "Extra `{images,masks}` folders (e.g. from a GAN Inferencer) mixed into training."),
+        Key("synthetic_ratio", Float(0.0, 1.0), 0.0, "Fraction of each training batch drawn from `synthetic_dirs`."),
+    ),
+)
+
+MODEL = Section(
+    "model",
+    "Networks, picked from the registries by name.",
+    (
+        Key("task", Name("task"), "srgan", "What is trained: a registered task ('srgan', 'dcgan', ...)."),
+        Key("generator", Name("generator"), "srresnet", "Generator architecture (registered name)."),
+        Key("discriminator", Name("discriminator"), "vgg", "Discriminator architecture (registered name)."),
+        Key("scale", Int(2, 8), 2, "SR upscaling factor (2 or 4; powers of two use depth-to-space steps)."),
+        Key("filters", Int(1), 64, "Base number of generator filters."),
+        Key("blocks", Int(0), 16, "Residual blocks (SRResNet) or RRDB blocks in the generator."),
+        Key("batch_norm", Bool(), False, "Batch normalisation inside generator residual blocks."),
+        Key("global_skip", Str(("bicubic", "bilinear", "none")), "bicubic", "Add an interpolated copy of the input to the SR output, so the network learns the residual."),
+        Key("d_filters", Int(1), 64, "Base number of discriminator filters."),
+        Key("d_blocks", Int(1), 4, "Down-sampling stages in the discriminator."),
+        Key("spectral_norm", Bool(), False, "Spectral normalisation on discriminator convolutions."),
+        Key("latent_dim", Int(1), 128, "Size of the latent vector of unconditional GAN generators."),
+        Key("image_size", Int(16, 1024), 64, "Side of images generated by synthetic GANs (power of two, 64-256; 512 allowed)."),
+    ),
+)
+
+TRAIN = Section(
+    "train",
+    "Training loop (`train`).",
+    (
+        Key("output_dir", PathValue(), "./output", "Run folder: checkpoints, logs, CSVs, tiles and models."),
+        Key("seed", Int(0), 1234, "Seed of weights, crops and latent vectors."),
+        Key("batch_size", Int(1), 16, "Global batch size (split across replicas)."),
+        Key("pretrain_steps", Int(0), 1000, "SR phase 1: generator steps on the pixel loss alone."),
+        Key("gan_steps", Int(0), 1000, "Adversarial steps (SR phase 2, or the whole run of a synthetic GAN)."),
+        Key("steps_per_epoch", Int(1), 100, "Steps between validation, logging, tiles and checkpoints."),
+        Key("g_learning_rate", Float(0.0), 1e-4, "Generator learning rate."),
+        Key("d_learning_rate", Float(0.0), 1e-4, "Discriminator learning rate (TTUR: may differ from the generator's)."),
+        Key("optimizer", Name("optimizer"), "adam", "Optimizer for both networks (registered name)."),
+        Key("beta_1", Float(0.0, 1.0), 0.9, "Adam beta_1."),
+        Key("beta_2", Float(0.0, 1.0), 0.999, "Adam beta_2."),
+        Key("lr_schedule", Name("schedule"), "constant", "Learning-rate schedule over steps (registered name)."),
+        Key("lr_decay_steps", ListOf(Int(1)), [], "Step boundaries of the `piecewise` schedule."),
+        Key("lr_decay_factor", Float(0.0, 1.0), 0.5, "Factor applied at each boundary / on plateau."),
+        Key("plateau_patience", Int(0), 0, "Epochs without validation improvement before the LR is reduced (0: off)."),
+        Key("pixel_loss", Name("loss"), "l1", "Pixel loss of the generator (registered name)."),
+        Key("lesion_weight", Float(1.0), 1.0, "Calcification-aware loss: weight of pixels inside lesion masks (1 = plain loss)."),
+        Key("adversarial_loss", Name("loss"), "nonsaturating", "Adversarial loss (registered name)."),
+        Key("loss_weights", Table(Str(), Float(0.0)), {"pixel": 1.0, "adversarial": 1e-3, "feature_matching": 0.0}, "Weights of the generator's loss terms in phase 2."),
+        Key("label_smoothing", Float(0.0, 0.5), 0.0, "One-sided label smoothing of real labels for the discriminator."),
+        Key("instance_noise", Float(0.0), 0.0, "Std of Gaussian noise added to D inputs, annealed to 0 over training."),
+        Key("ema_decay", Float(0.0, 1.0), 0.999, "Decay of the exponential moving average of generator weights (0: off)."),
+        Key("mixed_precision", Bool(), False, "Train in mixed_float16 with loss scaling (GPU)."),
+        Key("jit_compile", Bool(), False, "Compile train steps with XLA."),
+        Key("strategy", Str(("default", "mirrored", "multi_worker")), "default", "tf.distribute strategy."),
+        Key("keep_checkpoints", Int(1), 3, "Checkpoints kept by the CheckpointManager."),
+        Key("early_stopping_patience", Int(0), 0, "Epochs without validation improvement before training stops (0: off)."),
+        Key("tile_images", Int(1, 16), 4, "Images shown in each epoch-change tile."),
+    ),
+)
+
+EVAL = Section(
+    "eval",
+    "Evaluation (`evaluate`).",
+    (
+        Key("output_dir", PathValue(), "./output/evaluation", "Where per-image and summary CSVs and comparison crops go."),
+        Key("border_crop", Int(0), 0, "Pixels removed from each border before computing metrics."),
+        Key("metrics", ListOf(Name("metric"), 1), ["psnr", "ssim"], "Full-reference metrics computed (registered names)."),
+        Key("roi_margin", Int(0), 16, "Context kept around lesion masks for the in-lesion metrics."),
+        Key("comparison_crops", Int(0), 4, "Side-by-side comparison PNGs written (0: none)."),
+        Key("num_samples", Int(1), 64, "Synthetic GANs: samples generated to compare with real images."),
+    ),
+)
+
+INFER = Section(
+    "infer",
+    "Inference (`infer`).",
+    (
+        Key("input_dir", PathValue(), None, "Folder of images (PNG/PGM/DICOM) to super-resolve."),
+        Key("output_dir", PathValue(), "./output/inference", "Where results go."),
+        Key("tile_size", Int(16), 256, "LR tile side for tiled SR inference (bounds memory)."),
+        Key("tile_overlap", Int(0), 16, "LR pixels shared by neighbouring tiles, blended with weights."),
+        Key("tile_batch", Int(1), 4, "Tiles run through the generator at once."),
+        Key("num_samples", Int(1), 16, "Synthetic GANs: images sampled."),
+        Key("seed", Int(0), 7, "Synthetic GANs: seed of the sampled latents."),
+    ),
+)
+
+GENERATOR = Section(
+    "generator",
+    "Offline augmentation (`augment`): writes augmented image/mask pairs beside the originals.",
+    (
+        Key("input_dir", PathValue(), None, "Dataset folder with `train/` (and `valid/`, `test/`) splits of `{images,masks}`."),
+        Key("output_dir", PathValue(), None, "Where the augmented dataset is written (same split layout)."),
+        Key("splits", ListOf(Str(("train", "valid", "test")), 1), ["train"], "Splits that are augmented; the others are copied unchanged."),
+        Key("seed", Int(0), 2024, "Base seed; each output's seed derives from it and is recorded in the manifest."),
+        Key("workers", Int(1), 1, "Processes over source images."),
+        Key("hflip", Bool(), True, "Horizontal flip."),
+        Key("vflip", Bool(), True, "Vertical flip."),
+        Key("rotation_angles", ListOf(Float(-360.0, 360.0)), [90.0, 180.0, 270.0], "Rotation angles in degrees ([] : off)."),
+        Key("border_mode", Str(("constant", "reflect", "replicate")), "constant", "How pixels outside the image are filled by geometric transforms."),
+        Key("border_value", Float(0.0), 0.0, "Fill value for border_mode = 'constant'."),
+        Key("shrink_ratios", ListOf(Float(0.1, 1.0)), [0.8], "Shrink ratios, padded back to the original size ([] : off)."),
+        Key("shear_factors", ListOf(ListOf(Float(-1.0, 1.0), 2)), [[0.1, 0.0], [0.0, 0.1]], "Shear [x, y] factor pairs ([] : off)."),
+        Key("elastic", ListOf(ListOf(Float(0.0), 2)), [[30.0, 6.0]], "Elastic deformations as [alpha, sigma] pairs in pixels ([] : off)."),
+        Key("grid_distortion", ListOf(ListOf(Float(0.0), 2)), [[0.3, 5.0]], "Random grid distortions as [strength, grid cells] ([] : off)."),
+        Key("barrel", ListOf(ListOf(Float(0.0), 4)), [[0.5, 0.5, 0.3, 0.3]], "Barrel distortions [centre x, centre y (fractions), radius, amount] ([] : off)."),
+        Key("pincushion", ListOf(ListOf(Float(0.0), 4)), [[0.5, 0.5, 0.3, 0.3]], "Pincushion distortions [centre x, centre y, radius, amount] ([] : off)."),
+        Key("gamma", ListOf(Float(0.05, 10.0)), [], "Image-only gamma changes ([] : off)."),
+        Key("contrast", ListOf(Float(0.0, 10.0)), [], "Image-only contrast factors around the mean ([] : off)."),
+        Key("brightness", ListOf(Float(-1.0, 1.0)), [], "Image-only brightness shifts as fractions of the range ([] : off)."),
+        Key("noise", ListOf(Float(0.0, 1.0)), [], "Image-only Gaussian noise std as fractions of the range ([] : off)."),
+        Key("chains", ListOf(ListOf(Str(), 2)), [], "Augmentations applied one after another in one output, e.g. [[\"hflip\", \"elastic\"]]."),
+    ),
+)
+
+SECTIONS: dict[str, Section] = {s.name: s for s in (PREPARE, DATASET, MODEL, TRAIN, EVAL, INFER, GENERATOR)}

@@ -1,0 +1,90 @@
+"""Greyscale image files at full bit depth: read PGM/PNG/JPG/TIFF, write PNG atomically, pair by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import DataError
+from ..utils.io import atomic_write_bytes
+
+RASTER_SUFFIXES = (".png", ".pgm", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+def list_images(folder: Path, suffixes: tuple[str, ...] = RASTER_SUFFIXES) -> list[Path]:
+    """Image files directly inside `folder`, sorted by name (hidden and temporary files skipped)."""
+    if not folder.is_dir():
+        raise DataError(f"{folder}: folder not found.")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """A 2-D uint8 or uint16 array; colour files are reduced to grey (equal channels are taken as is)."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise DataError(f"{path}: not a readable image (expected PNG, PGM, JPEG, TIFF or BMP).")
+    if image.ndim == 3:
+        if image.shape[2] == 4:
+            image = image[:, :, :3]
+        if np.array_equal(image[:, :, 0], image[:, :, 1]) and np.array_equal(image[:, :, 1], image[:, :, 2]):
+            image = image[:, :, 0]
+        else:
+            image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.dtype not in (np.uint8, np.uint16):
+        image = _to_uint16(image, path)
+    return np.ascontiguousarray(image)
+
+
+def _to_uint16(image: np.ndarray, path: Path) -> np.ndarray:
+    image = image.astype(np.float64)
+    low, high = float(image.min()), float(image.max())
+    if high <= low:
+        raise DataError(f"{path}: the image is constant ({low}); nothing to learn from.")
+    return np.round((image - low) / (high - low) * 65535).astype(np.uint16)
+
+
+def read_mask(path: Path) -> np.ndarray:
+    """A uint8 label mask; colour masks (e.g. red circles) are thresholded on their brightest channel."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if mask is None:
+        raise DataError(f"{path}: not a readable mask image.")
+    if mask.ndim == 3:
+        mask = mask[:, :, :3].max(axis=2)
+    if mask.dtype != np.uint8:
+        mask = (mask > 0).astype(np.uint8) * 255
+    return mask
+
+
+def max_value(image: np.ndarray) -> int:
+    """The full-scale value of the image's dtype (255 or 65535)."""
+    return int(np.iinfo(image.dtype).max)
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Write a uint8/uint16 greyscale PNG atomically."""
+    if image.dtype not in (np.uint8, np.uint16) or image.ndim != 2:
+        raise ValueError(f"write_png wants a 2-D uint8/uint16 array, got {image.dtype} {image.shape}")
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise DataError(f"{path}: PNG encoding failed.")
+    atomic_write_bytes(path, encoded.tobytes())
+
+
+def to_bit_depth(image: np.ndarray, bits: int) -> np.ndarray:
+    """Rescale a uint8/uint16 image to 8 or 16 bits (full-scale to full-scale)."""
+    target = np.uint8 if bits == 8 else np.uint16
+    if image.dtype == target:
+        return image
+    scaled = image.astype(np.float64) * (np.iinfo(target).max / np.iinfo(image.dtype).max)
+    return np.round(scaled).astype(target)
+
+
+def pair_by_name(images_dir: Path, other_dir: Path) -> list[tuple[Path, Path | None]]:
+    """Pair each image with the file of the same stem in `other_dir` (None when there is none)."""
+    others = {p.stem: p for p in list_images(other_dir)} if other_dir.is_dir() else {}
+    return [(p, others.get(p.stem)) for p in list_images(images_dir)]

@@ -1,0 +1,49 @@
+"""The per-image metadata model shared by every source (MIAS, INbreast, CBIS-DDSM, plain folders)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LESION_CLASSES = ("calcification", "mass", "other")
+
+
+@dataclass
+class Lesion:
+    """One annotated finding in source-image pixel coordinates (origin top-left, x right, y down).
+
+    Geometry is a circle (`center` + `radius`), a polygon (`points`), or a single point (`center`,
+    radius None, drawn as a disk of configurable size).
+    """
+
+    lesion_class: str
+    center: tuple[float, float] | None = None
+    radius: float | None = None
+    points: list[tuple[float, float]] | None = None
+    severity: str | None = None
+    label: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.lesion_class,
+            "label": self.label,
+            "severity": self.severity,
+            "center": list(self.center) if self.center else None,
+            "radius": self.radius,
+            "points": [list(p) for p in self.points] if self.points else None,
+        }
+
+
+@dataclass
+class SourceImage:
+    """One raw mammogram to prepare, with what its source knows about it."""
+
+    image_id: str
+    path: Path
+    patient_id: str
+    laterality: str | None = None  # "L" / "R" / None when unknown
+    view: str | None = None
+    lesions: list[Lesion] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    coordinate_size: tuple[int, int] | None = None  # (width, height) the lesion coordinates refer to

@@ -1,0 +1,1 @@
+"""Data preparation: raw mammograms → dataset folders (`mammogan prepare`)."""

@@ -1,0 +1,100 @@
+"""GAN patches: lesion-centred crops at several context zooms, and healthy-tissue crops inside the breast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from ..data.images import write_png
+from ..data.lesions import SourceImage
+from ..data.masks import GridTransform
+
+if TYPE_CHECKING:
+    from .pipeline import PrepareSettings
+
+
+@dataclass
+class PatchRecord:
+    patch: str
+    source_image: str
+    split: str
+    lesion_class: str
+    box: list[int]  # x0, y0, x1, y1 in prepared-image pixels
+    zoom: float
+
+
+def _window(cx: float, cy: float, side: int, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    height, width = shape
+    if side > min(height, width):
+        return None
+    x0 = int(round(cx - side / 2))
+    y0 = int(round(cy - side / 2))
+    x0 = min(max(x0, 0), width - side)
+    y0 = min(max(y0, 0), height - side)
+    return x0, y0, x0 + side, y0 + side
+
+
+def _save(settings: "PrepareSettings", split: str, name: str, image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    x0, y0, x1, y1 = box
+    size = settings.patch_size
+    crop, crop_mask = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+    if crop.shape[0] != size:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+        crop_mask = cv2.resize(crop_mask, (size, size), interpolation=cv2.INTER_NEAREST)
+    folder = settings.output_dir / "patches" / split
+    write_png(folder / "images" / name, crop)
+    write_png(folder / "masks" / name, crop_mask)
+
+
+def cut_patches(source: SourceImage, split: str, image: np.ndarray, masks: dict[str, np.ndarray],
+                region: np.ndarray, transform: GridTransform, settings: "PrepareSettings") -> list[PatchRecord]:
+    records: list[PatchRecord] = []
+    counters: dict[str, int] = {}
+    for lesion in source.lesions:
+        if lesion.center is None and not lesion.points:
+            continue
+        if lesion.center is not None:
+            cx, cy = transform.point(*lesion.center)
+        else:
+            points = np.array([transform.point(x, y) for x, y in lesion.points])  # type: ignore[union-attr]
+            cx, cy = points.mean(axis=0)
+        index = counters.get(lesion.lesion_class, 0)
+        counters[lesion.lesion_class] = index + 1
+        for zoom in settings.patch_zooms:
+            box = _window(cx, cy, int(round(settings.patch_size * zoom)), image.shape)
+            if box is None:
+                continue
+            name = f"{source.image_id}_{lesion.lesion_class}{index}_z{zoom:g}.png"
+            _save(settings, split, name, image, masks[lesion.lesion_class], box)
+            records.append(PatchRecord(name, source.image_id, split, lesion.lesion_class, list(box), zoom))
+    records.extend(_normal_patches(source, split, image, masks["any"], region, settings))
+    return records
+
+
+def _normal_patches(source: SourceImage, split: str, image: np.ndarray, lesion_mask: np.ndarray,
+                    region: np.ndarray, settings: "PrepareSettings") -> list[PatchRecord]:
+    """Healthy tissue: windows mostly inside the breast that touch no lesion."""
+    side = settings.patch_size
+    height, width = image.shape
+    if settings.normal_patches_per_image == 0 or side > min(height, width):
+        return []
+    seed = settings.seed + int.from_bytes(source.image_id.encode()[-8:].rjust(8, b"\0"), "little") % (2**31)
+    rng = np.random.default_rng(seed)
+    integral_region = cv2.integral(region.astype(np.uint8))
+    integral_lesion = cv2.integral((lesion_mask > 0).astype(np.uint8))
+    records = []
+    for _ in range(settings.normal_patches_per_image * 50):
+        if len(records) == settings.normal_patches_per_image:
+            break
+        x0, y0 = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
+        x1, y1 = x0 + side, y0 + side
+        inside = integral_region[y1, x1] - integral_region[y0, x1] - integral_region[y1, x0] + integral_region[y0, x0]
+        lesion = integral_lesion[y1, x1] - integral_lesion[y0, x1] - integral_lesion[y1, x0] + integral_lesion[y0, x0]
+        if lesion == 0 and inside >= settings.min_breast_fraction * side * side:
+            name = f"{source.image_id}_normal{len(records)}.png"
+            _save(settings, split, name, image, lesion_mask, (x0, y0, x1, y1))
+            records.append(PatchRecord(name, source.image_id, split, "normal", [x0, y0, x1, y1], 1.0))
+    return records

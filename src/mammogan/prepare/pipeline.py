@@ -1,0 +1,292 @@
+"""`mammogan prepare`: raw mammograms → a dataset folder the models read.
+
+Per image: decode (DICOM LUTs / PGM / PNG) → orient (chest wall on one side) → crop to the breast →
+resize → write the image, its lesion masks, LR counterparts for every SR scale and GAN patches.
+Images are assigned to train/valid/test by patient before anything else, so no patient's images
+(or their later augmentations) cross splits. Each finished image leaves a record file; re-running
+skips finished images unless `overwrite = true`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import secrets
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+from ..config.loader import Config, write_resolved_config
+from ..data.breast import Box, breast_mask, chest_wall_side, crop_box, dilate
+from ..data.degradation import DegradationSpec, degrade
+from ..data.images import DICOM_SUFFIXES, read_image, write_png
+from ..data.lesions import LESION_CLASSES, SourceImage
+from ..data.masks import GridTransform, class_masks
+from ..errors import DataError
+from ..registry import PREPARE_KINDS
+from ..utils.io import atomic_write_text
+from ..utils.logs import add_log_file, get_logger
+from ..utils.progress import progress
+from .patches import PatchRecord, cut_patches
+from .splits import assign_splits
+
+log = get_logger("prepare")
+RECORDS = ".records"
+
+
+@dataclass(frozen=True)
+class PrepareSettings:
+    """The picklable part of `[prepare]` a worker process needs."""
+
+    output_dir: Path
+    bit_depth: int
+    voi_lut: bool
+    orientation: str
+    crop_breast: bool
+    clear_background: bool
+    crop_threshold: float
+    crop_margin: int
+    max_size: int
+    sr_scales: tuple[int, ...]
+    degradation: str
+    blur_sigma: float
+    noise_std: float
+    point_radius: float
+    point_radius_unit: str
+    patch_size: int
+    patch_zooms: tuple[float, ...]
+    normal_patches_per_image: int
+    min_breast_fraction: float
+    seed: int
+    overwrite: bool
+    pseudonym_key: bytes
+
+    @classmethod
+    def from_config(cls, config: Config, pseudonym_key: bytes) -> "PrepareSettings":
+        p = config.prepare
+        return cls(
+            output_dir=config.need("prepare", "output_dir", "prepare"),
+            bit_depth=_bit_depth(config),
+            voi_lut=p.voi_lut,
+            orientation=p.orientation,
+            crop_breast=p.crop_breast,
+            clear_background=p.clear_background,
+            crop_threshold=p.crop_threshold,
+            crop_margin=p.crop_margin,
+            max_size=p.max_size,
+            sr_scales=tuple(p.sr_scales),
+            degradation=p.degradation,
+            blur_sigma=p.blur_sigma,
+            noise_std=p.noise_std,
+            point_radius=p.point_radius,
+            point_radius_unit=p.point_radius_unit,
+            patch_size=p.patch_size,
+            patch_zooms=tuple(p.patch_zooms),
+            normal_patches_per_image=p.normal_patches_per_image,
+            min_breast_fraction=p.min_breast_fraction,
+            seed=p.seed,
+            overwrite=p.overwrite,
+            pseudonym_key=pseudonym_key,
+        )
+
+    def degradation_spec(self, scale: int) -> DegradationSpec:
+        return DegradationSpec(self.degradation, scale, self.blur_sigma, self.noise_std)
+
+
+def _bit_depth(config: Config) -> int:
+    if config.prepare.bit_depth not in (8, 16):
+        raise config.error("prepare", "bit_depth", "expected 8 or 16")
+    return config.prepare.bit_depth
+
+
+@dataclass
+class Loaded:
+    """Decoded pixels in [0, 1] plus what the file itself says about the image."""
+
+    pixels: np.ndarray
+    patient_id: str
+    laterality: str | None
+    view: str | None
+    pixel_spacing_mm: float | None
+    metadata: dict[str, Any]
+
+
+def load_source(source: SourceImage, settings: PrepareSettings) -> Loaded:
+    if source.path.suffix.lower() in DICOM_SUFFIXES:
+        from ..data.dicom import pseudonym, read_dicom
+
+        image = read_dicom(source.path, settings.voi_lut)
+        identifier = image.patient_key or source.path.parent.name or source.image_id
+        return Loaded(image.pixels, pseudonym(identifier, settings.pseudonym_key), image.laterality or source.laterality,
+                      image.view or source.view, image.pixel_spacing_mm, {**source.metadata, **image.metadata})
+    raw = read_image(source.path)
+    pixels = raw.astype(np.float64) / np.iinfo(raw.dtype).max
+    return Loaded(pixels, source.patient_id, source.laterality, source.view, None, dict(source.metadata))
+
+
+def _lcm(values: tuple[int, ...]) -> int:
+    result = 1
+    for value in values:
+        result = result * value // math.gcd(result, value)
+    return result
+
+
+def _quantise(pixels: np.ndarray, bits: int) -> np.ndarray:
+    top = (1 << bits) - 1
+    return np.round(np.clip(pixels, 0.0, 1.0) * top).astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def prepare_one(source: SourceImage, split: str, loaded: Loaded, settings: PrepareSettings) -> dict[str, Any]:
+    """Write every output of one image; returns its record (also written as the 'done' marker)."""
+    pixels = loaded.pixels
+    height, width = pixels.shape
+    region = breast_mask(pixels, settings.crop_threshold)
+    side, side_reason = chest_wall_side(region, loaded.laterality)
+    flip = settings.orientation != "none" and side != settings.orientation
+    if flip:
+        pixels, region = pixels[:, ::-1], region[:, ::-1]
+    if settings.clear_background:
+        pixels = np.where(dilate(region, settings.crop_margin), pixels, 0.0)
+    box = crop_box(region, settings.crop_margin) if settings.crop_breast else Box(0, 0, width, height)
+    pixels = pixels[box.y0 : box.y1, box.x0 : box.x1]
+    region = region[box.y0 : box.y1, box.x0 : box.x1]
+    resize = 1.0
+    if settings.max_size and max(pixels.shape) > settings.max_size:
+        resize = settings.max_size / max(pixels.shape)
+        size = (max(1, round(pixels.shape[1] * resize)), max(1, round(pixels.shape[0] * resize)))
+        pixels = cv2.resize(pixels.astype(np.float32), size, interpolation=cv2.INTER_AREA).astype(np.float64)
+        region = cv2.resize(region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+        resize = size[0] / box.width
+    multiple = _lcm(settings.sr_scales) if settings.sr_scales else 1
+    pixels = pixels[: pixels.shape[0] - pixels.shape[0] % multiple, : pixels.shape[1] - pixels.shape[1] % multiple]
+    region = region[: pixels.shape[0], : pixels.shape[1]]
+    if min(pixels.shape) < max(multiple, 8):
+        raise DataError(f"{source.path}: only {pixels.shape[1]}x{pixels.shape[0]} pixels remain after cropping; check crop_threshold.")
+
+    coordinate_scale = width / source.coordinate_size[0] if source.coordinate_size else 1.0
+    transform = GridTransform(coordinate_scale, width, flip, box.x0, box.y0, resize)
+    point_radius = settings.point_radius
+    if settings.point_radius_unit == "mm":
+        if not loaded.pixel_spacing_mm:
+            raise DataError(f"{source.path}: point_radius_unit = \"mm\" but the image has no pixel spacing.")
+        point_radius = settings.point_radius / loaded.pixel_spacing_mm * resize
+    masks = class_masks(pixels.shape, source.lesions, transform, point_radius)
+
+    image = _quantise(pixels, settings.bit_depth)
+    name = f"{source.image_id}.png"
+    split_dir = settings.output_dir / split
+    write_png(split_dir / "images" / name, image)
+    write_png(split_dir / "masks" / name, masks["any"])
+    for lesion_class in LESION_CLASSES:
+        write_png(split_dir / f"masks_{lesion_class}" / name, masks[lesion_class])
+    for scale in settings.sr_scales:
+        low = degrade(image, settings.degradation_spec(scale), seed=settings.seed)
+        write_png(split_dir / f"lr_x{scale}" / name, low)
+
+    patches = cut_patches(source, split, image, masks, region, transform, settings)
+    record = {
+        "image_id": source.image_id,
+        "split": split,
+        "patient_id": loaded.patient_id,
+        "laterality": loaded.laterality,
+        "view": loaded.view,
+        "source_size": [width, height],
+        "flipped": flip,
+        "chest_wall_side_from": side_reason,
+        "crop_box": box.as_list(),
+        "resize": resize,
+        "size": [int(image.shape[1]), int(image.shape[0])],
+        "pixel_spacing_mm": loaded.pixel_spacing_mm / resize if loaded.pixel_spacing_mm else None,
+        "lesions": [lesion.as_dict() for lesion in source.lesions],
+        "lesion_pixels": {c: int((masks[c] > 0).sum()) for c in (*LESION_CLASSES, "any")},
+        "metadata": loaded.metadata,
+        "patches": [asdict(p) for p in patches],
+    }
+    atomic_write_text(settings.output_dir / RECORDS / f"{source.image_id}.json", json.dumps(record, indent=1))
+    return record
+
+
+def _job(args: tuple[SourceImage, str, PrepareSettings]) -> tuple[str, dict[str, Any] | None, str | None]:
+    source, split, settings = args
+    try:
+        loaded = load_source(source, settings)
+        return source.image_id, prepare_one(source, split, loaded, settings), None
+    except DataError as error:
+        return source.image_id, None, str(error)
+
+
+def _patients(sources: list[SourceImage], settings: PrepareSettings) -> dict[str, str]:
+    """Patient of every source; DICOM patients are read from the header (cheaply, without pixels)."""
+    patients = {}
+    for source in sources:
+        if source.patient_id:
+            patients[source.image_id] = source.patient_id
+            continue
+        from ..data.dicom import pseudonym
+        import pydicom
+
+        identifier = ""
+        try:
+            identifier = str(pydicom.dcmread(source.path, stop_before_pixels=True).get("PatientID", "")).strip()
+        except (pydicom.errors.InvalidDicomError, OSError, ValueError, EOFError, KeyError, AttributeError, TypeError):
+            identifier = ""  # unreadable files fail later with their own message
+        patients[source.image_id] = pseudonym(identifier or source.path.parent.name or source.image_id, settings.pseudonym_key)
+    return patients
+
+
+def _pseudonym_key(config: Config, output_dir: Path) -> bytes:
+    path: Path = config.prepare.pseudonym_key_file or output_dir / ".pseudonym_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, secrets.token_hex(32))
+    return bytes.fromhex(path.read_text().strip())
+
+
+def _run_jobs(jobs: list[tuple[SourceImage, str, PrepareSettings]], workers: int) -> Iterator[tuple[str, dict | None, str | None]]:
+    if workers <= 1 or len(jobs) <= 1:
+        yield from map(_job, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_job, jobs, chunksize=1)
+
+
+def run_prepare(config: Config) -> int:
+    output_dir: Path = config.need("prepare", "output_dir", "prepare")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    log_path = add_log_file(output_dir, "prepare.log")
+    write_resolved_config(config, output_dir)
+    sources = PREPARE_KINDS.get(config.prepare.kind, f"{config.path}: [prepare] kind")(config)
+    settings = PrepareSettings.from_config(config, _pseudonym_key(config, output_dir))
+    patients = _patients(sources, settings)
+    splits = assign_splits(patients, config.prepare.split_ratios, config.prepare.seed)
+
+    records: dict[str, dict[str, Any]] = {}
+    jobs = []
+    for source in sources:
+        marker = output_dir / RECORDS / f"{source.image_id}.json"
+        if marker.exists() and not settings.overwrite:
+            records[source.image_id] = json.loads(marker.read_text())
+        else:
+            jobs.append((source, splits[source.image_id], settings))
+    log.info("prepare: %d images (%d already done), %d workers → %s", len(sources), len(records), config.prepare.workers, output_dir)
+
+    failures: dict[str, str] = {}
+    for image_id, record, error in progress(_run_jobs(jobs, config.prepare.workers), total=len(jobs), desc="prepare"):
+        if error:
+            failures[image_id] = error
+            log.error("FAILED %s", error)
+        else:
+            records[image_id] = record  # type: ignore[assignment]
+    from .manifest import write_manifests
+
+    write_manifests(output_dir, records, settings, config)
+    log.info("prepare: %d images written, %d failed. Dataset: %s (log: %s)", len(records), len(failures), output_dir, log_path)
+    if failures:
+        log.error("Files that could not be prepared:\n  %s", "\n  ".join(failures.values()))
+        if config.prepare.on_error == "fail":
+            return 2
+    return 0

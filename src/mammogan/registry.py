@@ -1,0 +1,110 @@
+"""Name → callable registries, so a config string picks a class without `eval`.
+
+Each kind of pluggable thing (generator, discriminator, loss, metric, optimizer, dataset,
+augmentation, task, feature extractor) has one `Registry`. Modules register with a decorator::
+
+    @GENERATORS.register("srresnet")
+    def build_srresnet(...): ...
+
+Config validation asks the registry whether a name exists and, if not, lists the names it has.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Any, Callable, Iterator
+
+from .errors import ConfigError
+
+# Modules whose import fills the registries. Imported lazily on first lookup so that
+# `mammogan config keys` does not pay for importing TensorFlow.
+_PROVIDERS: dict[str, tuple[str, ...]] = {
+    "generator": ("mammogan.models",),
+    "discriminator": ("mammogan.models",),
+    "loss": ("mammogan.losses",),
+    "metric": ("mammogan.metrics",),
+    "optimizer": ("mammogan.train.optimizers",),
+    "schedule": ("mammogan.train.optimizers",),
+    "task": ("mammogan.train.tasks",),
+    "augmentation": ("mammogan.augment.transforms",),
+    "degradation": ("mammogan.data.degradation",),
+    "prepare_kind": ("mammogan.prepare.sources",),
+}
+
+
+class Registry:
+    """A named table of factories of one kind."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, Callable[..., Any]] = {}
+        self._loaded = False
+
+    def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self._items and self._items[name] is not factory:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = factory
+            return factory
+
+        return decorator
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            for module in _PROVIDERS.get(self.kind, ()):
+                importlib.import_module(module)
+
+    def names(self) -> list[str]:
+        self._load()
+        return sorted(self._items)
+
+    def __contains__(self, name: str) -> bool:
+        self._load()
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
+
+    def get(self, name: str, where: str = "") -> Callable[..., Any]:
+        """Return the factory for `name`; `where` names the config key for the error message."""
+        self._load()
+        if name not in self._items:
+            raise ConfigError(unknown_name_message(self.kind, name, self.names(), where))
+        return self._items[name]
+
+
+def unknown_name_message(kind: str, name: str, known: list[str], where: str = "") -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    prefix = f"{where}: " if where else ""
+    return f"{prefix}unknown {kind} {name!r}.{hint} Registered {kind}s: {', '.join(known) or '(none)'}."
+
+
+GENERATORS = Registry("generator")
+DISCRIMINATORS = Registry("discriminator")
+LOSSES = Registry("loss")
+METRICS = Registry("metric")
+OPTIMIZERS = Registry("optimizer")
+SCHEDULES = Registry("schedule")
+TASKS = Registry("task")
+AUGMENTATIONS = Registry("augmentation")
+DEGRADATIONS = Registry("degradation")
+PREPARE_KINDS = Registry("prepare_kind")
+
+REGISTRIES: dict[str, Registry] = {
+    r.kind: r
+    for r in (
+        GENERATORS,
+        DISCRIMINATORS,
+        LOSSES,
+        METRICS,
+        OPTIMIZERS,
+        SCHEDULES,
+        TASKS,
+        AUGMENTATIONS,
+        DEGRADATIONS,
+        PREPARE_KINDS,
+    )
+}
