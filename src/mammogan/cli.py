@@ -49,8 +49,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _infer(args: argparse.Namespace) -> int:
     from .infer.inferencer import Inferencer
 
-    Inferencer(_load(args.config)).run()
-    return 0
+    return Inferencer(_load(args.config)).run()
 
 
 def _config_show(args: argparse.Namespace) -> int:

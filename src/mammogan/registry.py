@@ -23,6 +23,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     "generator": ("mammogan.models",),
     "discriminator": ("mammogan.models",),
     "loss": ("mammogan.losses",),
+    "adversarial_loss": ("mammogan.losses",),
     "metric": ("mammogan.metrics",),
     "optimizer": ("mammogan.train.optimizers",),
     "schedule": ("mammogan.train.optimizers",),
@@ -85,6 +86,7 @@ def unknown_name_message(kind: str, name: str, known: list[str], where: str = ""
 GENERATORS = Registry("generator")
 DISCRIMINATORS = Registry("discriminator")
 LOSSES = Registry("loss")
+ADVERSARIAL_LOSSES = Registry("adversarial_loss")
 METRICS = Registry("metric")
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")
@@ -99,6 +101,7 @@ REGISTRIES: dict[str, Registry] = {
         GENERATORS,
         DISCRIMINATORS,
         LOSSES,
+        ADVERSARIAL_LOSSES,
         METRICS,
         OPTIMIZERS,
         SCHEDULES,

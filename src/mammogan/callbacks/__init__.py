@@ -1,0 +1,1 @@
+"""Per-epoch side outputs of training (epoch-change tiles)."""

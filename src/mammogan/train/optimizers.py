@@ -1,0 +1,53 @@
+"""Optimizers and learning-rate schedules, registered by name."""
+
+from __future__ import annotations
+
+import keras
+
+from ..config.loader import Config
+from ..registry import OPTIMIZERS, SCHEDULES
+
+
+@SCHEDULES.register("constant")
+def constant_schedule(learning_rate: float, config: Config) -> float:
+    return learning_rate
+
+
+@SCHEDULES.register("piecewise")
+def piecewise_schedule(learning_rate: float, config: Config) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Multiply the rate by `lr_decay_factor` at each step in `lr_decay_steps` (as in SRGAN/ESRGAN)."""
+    boundaries = sorted(config.train.lr_decay_steps)
+    if not boundaries:
+        raise config.error("train", "lr_decay_steps", "the 'piecewise' schedule needs at least one boundary step")
+    values = [learning_rate * config.train.lr_decay_factor**i for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+@SCHEDULES.register("cosine")
+def cosine_schedule(learning_rate: float, config: Config) -> keras.optimizers.schedules.LearningRateSchedule:
+    steps = max(config.train.pretrain_steps + config.train.gan_steps, 1)
+    return keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
+
+
+@OPTIMIZERS.register("adam")
+def adam(learning_rate, config: Config) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2)
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(learning_rate, config: Config) -> keras.optimizers.Optimizer:
+    return keras.optimizers.AdamW(learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2)
+
+
+@OPTIMIZERS.register("rmsprop")
+def rmsprop(learning_rate, config: Config) -> keras.optimizers.Optimizer:
+    return keras.optimizers.RMSprop(learning_rate)
+
+
+def build_optimizer(config: Config, learning_rate: float) -> keras.optimizers.Optimizer:
+    """The configured optimizer with the configured schedule; wrapped for loss scaling in mixed precision."""
+    schedule = SCHEDULES.get(config.train.lr_schedule)(learning_rate, config)
+    optimizer = OPTIMIZERS.get(config.train.optimizer)(schedule, config)
+    if config.train.mixed_precision:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

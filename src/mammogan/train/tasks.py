@@ -1,0 +1,292 @@
+"""Tasks: what a GAN family trains, plugged into the generic Trainer.
+
+A task builds its models and optimizers (inside the strategy scope), supplies the training
+dataset, one train-step function per phase, validation metrics, the epoch tile and the export.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..config.loader import Config
+from ..data.patch_dataset import PatchSampler, load_patches
+from ..data.sr_dataset import CropSampler, load_split
+from ..losses import feature_matching_loss, gradient_penalty, pixel_loss_per_example
+from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS, TASKS
+from ..utils.logs import get_logger
+from .ema import EMA
+from .optimizers import build_optimizer
+from ..callbacks.tiles import crop_with_context, gan_tile, sr_tile, tile_regions
+
+log = get_logger("train")
+
+
+def model_kwargs(config: Config) -> dict[str, Any]:
+    return config.model.as_dict()
+
+
+def _apply(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape, loss: tf.Tensor, variables: list) -> None:
+    """Gradients with loss scaling when the optimizer is a LossScaleOptimizer (mixed precision)."""
+    scaled = optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
+    gradients = tape.gradient(scaled, variables)
+    optimizer.apply_gradients(zip(gradients, variables))
+
+
+class Task:
+    phases: list[tuple[str, int]]
+    monitor: str
+    monitor_mode: str = "min"
+
+    def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
+        self.config = config
+        self.strategy = strategy
+        self.global_batch = config.train.batch_size
+        if self.global_batch % strategy.num_replicas_in_sync:
+            raise config.error("train", "batch_size", f"must divide by the {strategy.num_replicas_in_sync} replicas")
+        self.ema: EMA | None = None
+
+    def start_phase(self, phase: str, first: bool) -> None:
+        """Called when a phase begins (or resumes)."""
+
+    def after_step(self, phase: str) -> None:
+        if self.ema is not None:
+            self.ema.update()
+
+    def average(self, per_example: tf.Tensor) -> tf.Tensor:
+        """Per-replica mean scaled to the global batch, so summing replicas gives the global mean."""
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
+
+    def reduce_learning_rate(self, factor: float) -> None:
+        for optimizer in self.optimizers():
+            inner = getattr(optimizer, "inner_optimizer", optimizer)
+            if isinstance(inner.learning_rate, keras.Variable) or hasattr(inner.learning_rate, "assign"):
+                inner.learning_rate.assign(inner.learning_rate * factor)
+        log.info("  plateau: learning rates × %g", factor)
+
+    def build_models(self, **discriminator_overrides: Any) -> None:
+        """Generator, discriminator, their optimizers (built here, inside the strategy scope) and the EMA."""
+        cfg = self.config
+        kwargs = model_kwargs(cfg)
+        self.generator = GENERATORS.get(cfg.model.generator)(**kwargs)
+        self.discriminator = DISCRIMINATORS.get(cfg.model.discriminator)(**{**kwargs, **discriminator_overrides})
+        self.g_optimizer = build_optimizer(cfg, cfg.train.g_learning_rate)
+        self.d_optimizer = build_optimizer(cfg, cfg.train.d_learning_rate)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        if cfg.train.ema_decay > 0:
+            self.ema = EMA(self.generator, cfg.train.ema_decay, lambda: GENERATORS.get(cfg.model.generator)(**kwargs))
+        self.adversarial = ADVERSARIAL_LOSSES.get(cfg.train.adversarial_loss)
+
+    def optimizers(self) -> list[keras.optimizers.Optimizer]:
+        return [self.g_optimizer, self.d_optimizer]
+
+    def checkpoint_objects(self) -> dict[str, Any]:
+        objects = {"generator": self.generator, "discriminator": self.discriminator,
+                   "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+        if self.ema is not None:
+            objects["ema"] = self.ema.shadow
+        return objects
+
+    def inference_generator(self) -> keras.Model:
+        return self.ema.shadow if self.ema is not None else self.generator
+
+    def export(self, folder: Path) -> None:
+        """Save the generator used for inference (EMA weights when enabled) as .keras and .weights.h5."""
+        folder.mkdir(parents=True, exist_ok=True)
+        model = self.inference_generator()
+        model.save(folder / "generator.keras")
+        model.save_weights(folder / "generator.weights.h5")
+        self.discriminator.save_weights(folder / "discriminator.weights.h5")
+
+
+@TASKS.register("srgan")
+class SRGANTask(Task):
+    """SRGAN: phase 1 pixel-loss pre-training, phase 2 adversarial fine-tuning from the phase-1 weights."""
+
+    monitor = "val/psnr_gain"
+    monitor_mode = "max"
+
+    def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
+        super().__init__(config, strategy)
+        self.scale = config.model.scale
+        train_dir = config.need("dataset", "train_dir", "training")
+        valid_dir = config.need("dataset", "valid_dir", "validation")
+        lr_subdir = config.dataset.lr_subdir.replace("{scale}", str(self.scale))
+        self.train_split = load_split(train_dir, self.scale, lr_subdir, config.dataset.data_range, config.dataset.patch_size)
+        self.valid_split = load_split(valid_dir, self.scale, lr_subdir, config.dataset.data_range)
+        self.sampler = CropSampler(self.train_split, config.dataset.patch_size, config.dataset.lesion_crop_fraction,
+                                   config.dataset.augment_flips, config.train.seed)
+        self.phases = [("pretrain", config.train.pretrain_steps), ("gan", config.train.gan_steps)]
+        self.regions = tile_regions(self.valid_split, config.train.tile_images)
+
+    def build(self) -> None:
+        self.build_models()
+
+    def start_phase(self, phase: str, first: bool) -> None:
+        if phase == "gan" and first and self.ema is not None:
+            self.ema.reset()  # phase 2 starts from the pre-trained weights
+
+    def train_dataset(self, step: int) -> tf.data.Dataset:
+        return self.sampler.dataset(self.global_batch, step * self.global_batch)
+
+    def _pixel(self, hr: tf.Tensor, sr: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        cfg = self.config.train
+        return pixel_loss_per_example(cfg.pixel_loss, hr, sr, mask, cfg.lesion_weight)
+
+    def train_step(self, phase: str) -> Callable:
+        cfg = self.config.train
+        weights = {"pixel": 1.0, "adversarial": 1e-3, "feature_matching": 0.0, **cfg.loss_weights}
+        generator, discriminator = self.generator, self.discriminator
+        total_steps = float(sum(s for _, s in self.phases))
+
+        def pretrain(batch, step):
+            lr, hr, mask = batch
+            with tf.GradientTape() as tape:
+                sr = generator(lr, training=True)
+                loss = self.average(self._pixel(hr, sr, mask))
+            _apply(self.g_optimizer, tape, loss, generator.trainable_variables)
+            return {"pixel": loss}
+
+        def noisy(images, step):
+            if cfg.instance_noise <= 0:
+                return images
+            std = cfg.instance_noise * tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / total_steps)
+            return images + tf.random.normal(tf.shape(images), stddev=std)
+
+        def adversarial(batch, step):
+            lr, hr, mask = batch
+            sr = generator(lr, training=True)
+            with tf.GradientTape() as tape:
+                real_logits = discriminator(noisy(hr, step), training=True)[0]
+                fake_logits = discriminator(noisy(sr, step), training=True)[0]
+                d_loss = self.average(self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing))
+            _apply(self.d_optimizer, tape, d_loss, discriminator.trainable_variables)
+            with tf.GradientTape() as tape:
+                sr = generator(lr, training=True)
+                real_out = discriminator(hr, training=False)
+                fake_out = discriminator(sr, training=False)
+                pixel = self._pixel(hr, sr, mask)
+                adv = self.adversarial.generator(real_out[0], fake_out[0])
+                per_example = weights["pixel"] * pixel + weights["adversarial"] * adv
+                if weights["feature_matching"] > 0:
+                    per_example += weights["feature_matching"] * feature_matching_loss(real_out[1:], fake_out[1:])
+                g_loss = self.average(per_example)
+            _apply(self.g_optimizer, tape, g_loss, generator.trainable_variables)
+            return {"d": d_loss, "g": g_loss, "pixel": self.average(pixel), "adversarial": self.average(adv)}
+
+        return pretrain if phase == "pretrain" else adversarial
+
+    def super_resolve(self, lr: np.ndarray) -> np.ndarray:
+        output = self.inference_generator()(lr[None, ..., None], training=False)
+        return np.clip(np.asarray(output, dtype=np.float32)[0, ..., 0], 0.0, 1.0)
+
+    def validate(self) -> dict[str, float]:
+        from ..evaluate.comparison import bicubic_upscale, psnr_np, ssim_np
+
+        psnr, ssim, gain = [], [], []
+        for lr, hr in zip(self.valid_split.lr, self.valid_split.hr):
+            sr = self.super_resolve(lr)
+            bicubic = np.clip(bicubic_upscale(lr, self.scale), 0, 1)
+            psnr.append(psnr_np(hr, sr, 1.0))
+            ssim.append(ssim_np(hr, sr, 1.0))
+            gain.append(psnr[-1] - psnr_np(hr, bicubic, 1.0))
+        return {"val/psnr": float(np.mean(psnr)), "val/ssim": float(np.mean(ssim)), "val/psnr_gain": float(np.mean(gain))}
+
+    def write_tile(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
+        sr_tile(path, epoch, self.valid_split, self.regions,
+                lambda region: crop_with_context(self.valid_split, region, self.super_resolve), metrics)
+
+
+def _latents(count: int, dim: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
+
+
+@TASKS.register("dcgan")
+class PatchGANTask(Task):
+    """Unconditional synthetic patches: DCGAN, WGAN-GP (critic steps + gradient penalty) or SNGAN (hinge + SN).
+
+    The family follows from `[train] adversarial_loss` and `[model] spectral_norm`; `wasserstein`
+    adds the gradient penalty and `n_critic` critic steps per generator step.
+    """
+
+    monitor = "val/moment_distance"
+
+    def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
+        super().__init__(config, strategy)
+        size = config.model.image_size
+        self.train_images = load_patches(config.need("dataset", "train_dir", "training"), size)
+        valid_dir = config.dataset.valid_dir
+        self.valid_images = load_patches(valid_dir, size) if valid_dir else self.train_images
+        self.sampler = PatchSampler(self.train_images, config.dataset.augment_flips, config.train.seed)
+        self.phases = [("gan", config.train.gan_steps)]
+        self.fixed_latents = _latents(config.train.tile_images * 4, config.model.latent_dim, config.train.seed + 1)
+        self.wasserstein = config.train.adversarial_loss == "wasserstein"
+        self.critic_steps = config.train.n_critic if self.wasserstein else 1
+        self.gp_weight = config.train.gp_weight if self.wasserstein else 0.0
+
+    def build(self) -> None:
+        # WGAN-GP critics must not use batch norm: the penalty is per example.
+        self.build_models(normalization="layer" if self.wasserstein else "batch")
+
+    def train_dataset(self, step: int) -> tf.data.Dataset:
+        per_step = self.global_batch * self.critic_steps
+        return self.sampler.dataset(per_step, step * per_step)
+
+    def train_step(self, phase: str) -> Callable:
+        cfg = self.config.train
+        generator, discriminator = self.generator, self.discriminator
+        latent_dim = self.config.model.latent_dim
+        total_steps = float(cfg.gan_steps)
+
+        def noisy(images, step):
+            if cfg.instance_noise <= 0:
+                return images
+            std = cfg.instance_noise * tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / total_steps)
+            return images + tf.random.normal(tf.shape(images), stddev=std)
+
+        def step_fn(batch, step):
+            real_all = batch * 2.0 - 1.0  # [0, 1] → the generator's tanh range
+            per_replica = tf.shape(real_all)[0] // self.critic_steps
+            d_loss = tf.constant(0.0)
+            for index in range(self.critic_steps):
+                real = real_all[index * per_replica : (index + 1) * per_replica]
+                noise = tf.random.normal([per_replica, latent_dim])
+                fake = generator(noise, training=True)
+                with tf.GradientTape() as tape:
+                    real_logits = discriminator(noisy(real, step), training=True)[0]
+                    fake_logits = discriminator(noisy(fake, step), training=True)[0]
+                    per_example = self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing)
+                    if self.gp_weight > 0:
+                        per_example += self.gp_weight * gradient_penalty(lambda x: discriminator(x, training=True)[0], real, fake)
+                    d_loss = self.average(per_example)
+                _apply(self.d_optimizer, tape, d_loss, discriminator.trainable_variables)
+            noise = tf.random.normal([per_replica, latent_dim])
+            with tf.GradientTape() as tape:
+                fake = generator(noise, training=True)
+                real_logits = discriminator(real_all[:per_replica], training=True)[0]
+                fake_logits = discriminator(fake, training=True)[0]
+                g_loss = self.average(self.adversarial.generator(real_logits, fake_logits))
+            _apply(self.g_optimizer, tape, g_loss, generator.trainable_variables)
+            return {"d": d_loss, "g": g_loss}
+
+        return step_fn
+
+    def sample(self, latents: np.ndarray) -> np.ndarray:
+        """Generated images in [0, 1], shape (N, H, W)."""
+        output = self.inference_generator()(latents, training=False)
+        return np.clip((np.asarray(output, dtype=np.float32)[..., 0] + 1.0) / 2.0, 0.0, 1.0)
+
+    def validate(self) -> dict[str, float]:
+        from ..evaluate.comparison import moment_distance
+
+        fake = self.sample(self.fixed_latents)
+        return {"val/moment_distance": moment_distance(self.valid_images, fake),
+                "val/fake_mean": float(fake.mean()), "val/fake_std": float(fake.std())}
+
+    def write_tile(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
+        gan_tile(path, epoch, self.sample(self.fixed_latents), self.valid_images, metrics)

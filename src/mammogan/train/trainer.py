@@ -1,0 +1,228 @@
+"""The generic Trainer: one training loop that every task (SRGAN, DCGAN, WGAN-GP, ...) plugs into.
+
+The Trainer owns everything that is the same for all GANs: the distribution strategy, mixed
+precision and XLA switches, checkpoints and resume, the NaN guard, per-epoch validation, CSV and
+TensorBoard logs, best-model export, early stopping, reduce-on-plateau, the stop file and the
+epoch-change tiles. A task owns its models, data and train steps (see `tasks.Task`).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from ..config.loader import Config, write_resolved_config
+from ..errors import UserError
+from ..registry import TASKS
+from ..utils.io import atomic_write_text
+from ..utils.logs import add_log_file, get_logger
+from .plots import plot_history, write_contact_sheet
+
+log = get_logger("train")
+STOP_FILE = "STOP"
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN/Inf; the last good checkpoint is kept."""
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def configure_devices() -> None:
+    """Let TensorFlow grow GPU memory as needed instead of grabbing it all (no-op on CPU)."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:
+            pass  # already initialised: growth can only be set before first use
+
+
+class Trainer:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.output_dir: Path = config.train.output_dir
+        configure_devices()
+        keras.mixed_precision.set_global_policy("mixed_float16" if config.train.mixed_precision else "float32")
+        self.strategy = make_strategy(config.train.strategy)
+        self.task = TASKS.get(config.model.task, f"{config.path}: [model] task")(config, self.strategy)
+
+    # ---------------------------------------------------------------- checkpoints
+    def _checkpoint(self) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
+        checkpoint = tf.train.Checkpoint(step=self.step, epoch=self.epoch, best=self.best, stale=self.stale,
+                                         **self.task.checkpoint_objects())
+        manager = tf.train.CheckpointManager(checkpoint, self.output_dir / "checkpoints", max_to_keep=self.config.train.keep_checkpoints)
+        return checkpoint, manager
+
+    def _restore(self, checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> None:
+        """Restore the newest readable checkpoint; a corrupt one falls back to the previous with a warning."""
+        for path in reversed(manager.checkpoints):
+            try:
+                checkpoint.restore(path).assert_existing_objects_matched()
+                log.info("Resumed from %s (step %d, epoch %d).", path, int(self.step.numpy()), int(self.epoch.numpy()))
+                return
+            except (tf.errors.OpError, ValueError, AssertionError) as error:
+                log.warning("Checkpoint %s is unreadable (%s); trying the previous one.", path, str(error).splitlines()[0])
+        if manager.checkpoints:
+            raise UserError(f"{self.output_dir / 'checkpoints'}: no readable checkpoint; use --restart to start over.")
+
+    # ---------------------------------------------------------------- loop
+    def fit(self, resume: bool = True) -> dict[str, float]:
+        cfg = self.config.train
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        add_log_file(self.output_dir, "train.log")
+        write_resolved_config(self.config, self.output_dir)
+        keras.utils.set_random_seed(cfg.seed)
+        with self.strategy.scope():
+            self.task.build()
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+            self.best = tf.Variable(math.inf, dtype=tf.float64, trainable=False, name="best")
+            self.stale = tf.Variable(0, dtype=tf.int64, trainable=False, name="stale_epochs")
+        checkpoint, manager = self._checkpoint()
+        if resume:
+            self._restore(checkpoint, manager)
+        elif manager.checkpoints:
+            log.info("--restart: ignoring %d existing checkpoints.", len(manager.checkpoints))
+        total = sum(steps for _, steps in self.task.phases)
+        step = int(self.step.numpy())
+        if step == 0:
+            self._validate_and_record(epoch=0, losses={}, elapsed=0.0, images_per_s=0.0)
+        stop_file = self.output_dir / STOP_FILE
+        for phase, phase_start, phase_end in self._phase_ranges():
+            if step >= phase_end:
+                continue
+            log.info("Phase %s: steps %d-%d of %d.", phase, max(step, phase_start) + 1, phase_end, total)
+            self.task.start_phase(phase, first=(step == phase_start))
+            batches = iter(self.strategy.experimental_distribute_dataset(self.task.train_dataset(step)))
+            train_step = self._compiled_step(phase)
+            sums: dict[str, float] = {}
+            count, started = 0, time.perf_counter()
+            while step < phase_end:
+                losses = train_step(next(batches), tf.constant(step, tf.int64))
+                step += 1
+                self.step.assign(step)
+                values = {k: float(v) for k, v in losses.items()}
+                bad = [k for k, v in values.items() if not math.isfinite(v)]
+                if bad:
+                    raise TrainingDiverged(
+                        f"Training diverged at step {step}: loss {bad[0]} = {values[bad[0]]}. The last good checkpoint "
+                        f"in {self.output_dir / 'checkpoints'} is kept; lower the learning rate or enable label smoothing.")
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                if step % cfg.steps_per_epoch == 0 or step == phase_end:
+                    elapsed = time.perf_counter() - started
+                    rate = count * cfg.batch_size / max(elapsed, 1e-9)
+                    self.epoch.assign_add(1)
+                    epoch = int(self.epoch.numpy())
+                    means = {f"{phase}/{k}": v / count for k, v in sums.items()}
+                    eta = (total - step) / max(count / max(elapsed, 1e-9), 1e-9)
+                    log.info("epoch %d  step %d/%d  %s  %.1f img/s  ETA %s", epoch, step, total,
+                             "  ".join(f"{k.split('/')[1]}={v:.4g}" for k, v in means.items()), rate, _duration(eta))
+                    improved, stop = self._validate_and_record(epoch, means, elapsed, rate)
+                    manager.save(checkpoint_number=step)
+                    sums, count, started = {}, 0, time.perf_counter()
+                    if stop_file.exists():
+                        log.info("Found %s: stopping cleanly after step %d.", stop_file, step)
+                        return self._finish()
+                    if stop:
+                        return self._finish()
+        return self._finish()
+
+    def _phase_ranges(self) -> list[tuple[str, int, int]]:
+        ranges, start = [], 0
+        for name, steps in self.task.phases:
+            ranges.append((name, start, start + steps))
+            start += steps
+        return ranges
+
+    def _compiled_step(self, phase: str):
+        step_fn = self.task.train_step(phase)
+        strategy, task = self.strategy, self.task
+
+        def distributed(batch, step):
+            per_replica = strategy.run(step_fn, args=(batch, step))
+            losses = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
+            task.after_step(phase)
+            return losses
+
+        return tf.function(distributed, jit_compile=self.config.train.jit_compile or None, reduce_retracing=True)
+
+    # ---------------------------------------------------------------- epochs
+    def _validate_and_record(self, epoch: int, losses: dict[str, float], elapsed: float, images_per_s: float) -> tuple[bool, bool]:
+        """Validation, logs, tiles, best model, plateau and early stopping; returns (improved, stop)."""
+        cfg = self.config.train
+        metrics = self.task.validate()
+        row = {"epoch": epoch, "step": int(self.step.numpy()), "seconds": round(elapsed, 3),
+               "images_per_s": round(images_per_s, 2), **losses, **metrics}
+        self._append_csv(row)
+        self._tensorboard(row)
+        tiles = self.output_dir / "epoch_tiles"
+        self.task.write_tile(tiles / f"epoch_{epoch:04d}.png", epoch, metrics)
+        monitored = metrics[self.task.monitor]
+        value = monitored if self.task.monitor_mode == "min" else -monitored
+        improved = value < float(self.best.numpy())
+        if improved:
+            self.best.assign(value)
+            self.stale.assign(0)
+            self.task.export(self.output_dir / "models" / "best")
+            log.info("  validation %s = %.4f (best so far; saved models/best)", self.task.monitor, monitored)
+        elif epoch > 0:
+            self.stale.assign_add(1)
+            log.info("  validation %s = %.4f (best %.4f)", self.task.monitor, monitored, abs(float(self.best.numpy())))
+        stale = int(self.stale.numpy())
+        if cfg.plateau_patience and stale and stale % cfg.plateau_patience == 0:
+            self.task.reduce_learning_rate(cfg.lr_decay_factor)
+        stop = bool(cfg.early_stopping_patience and stale >= cfg.early_stopping_patience)
+        if stop:
+            log.info("Early stopping: no improvement of %s for %d epochs.", self.task.monitor, stale)
+        return improved, stop
+
+    def _append_csv(self, row: dict[str, Any]) -> None:
+        path = self.output_dir / "train_metrics.csv"
+        rows = []
+        if path.exists():
+            with path.open(newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if int(r["epoch"]) < row["epoch"]]
+        rows.append({k: v for k, v in row.items()})
+        columns: list[str] = []
+        for r in rows:
+            columns.extend(k for k in r if k not in columns)
+        lines = [",".join(columns)] + [",".join(str(r.get(c, "")) for c in columns) for r in rows]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+        plot_history(path, self.output_dir / "train_metrics.png")
+
+    def _tensorboard(self, row: dict[str, Any]) -> None:
+        if not hasattr(self, "_writer"):
+            self._writer = tf.summary.create_file_writer(str(self.output_dir / "tensorboard"))
+        with self._writer.as_default(step=row["step"]):
+            for key, value in row.items():
+                if key not in ("epoch", "step") and isinstance(value, (int, float)):
+                    tf.summary.scalar(key, value)
+        self._writer.flush()
+
+    def _finish(self) -> dict[str, float]:
+        self.task.export(self.output_dir / "models" / "final")
+        sheet = write_contact_sheet(sorted((self.output_dir / "epoch_tiles").glob("epoch_*.png")), self.output_dir / "epoch_tiles.gif")
+        log.info("Training finished at step %d. Run folder: %s", int(self.step.numpy()), self.output_dir)
+        log.info("  metrics: %s  tiles: %s  models: %s", self.output_dir / "train_metrics.csv", sheet or self.output_dir / "epoch_tiles",
+                 self.output_dir / "models")
+        return {"step": float(self.step.numpy())}
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
