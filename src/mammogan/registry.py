@@ -31,6 +31,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     "augmentation": ("mammogan.augment.transforms",),
     "degradation": ("mammogan.data.degradation",),
     "prepare_kind": ("mammogan.prepare.sources",),
+    "feature_extractor": ("mammogan.metrics.features",),
 }
 
 
@@ -94,6 +95,7 @@ TASKS = Registry("task")
 AUGMENTATIONS = Registry("augmentation")
 DEGRADATIONS = Registry("degradation")
 PREPARE_KINDS = Registry("prepare_kind")
+FEATURE_EXTRACTORS = Registry("feature_extractor")
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
@@ -109,5 +111,6 @@ REGISTRIES: dict[str, Registry] = {
         AUGMENTATIONS,
         DEGRADATIONS,
         PREPARE_KINDS,
+        FEATURE_EXTRACTORS,
     )
 }

@@ -135,7 +135,7 @@ TRAIN = Section(
         Key("ema_decay", Float(0.0, 1.0), 0.999, "Decay of the exponential moving average of generator weights (0: off)."),
         Key("mixed_precision", Bool(), False, "Train in mixed_float16 with loss scaling (GPU)."),
         Key("jit_compile", Bool(), False, "Compile train steps with XLA."),
-        Key("strategy", Str(("default", "mirrored", "multi_worker")), "default", "tf.distribute strategy."),
+        Key("strategy", Str(("default", "mirrored", "multi_worker")), "default", "Distribution strategy (tf.distribute): one device, several local GPUs, or several hosts via TF_CONFIG."),
         Key("keep_checkpoints", Int(1), 3, "Checkpoints kept by the CheckpointManager."),
         Key("early_stopping_patience", Int(0), 0, "Epochs without validation improvement before training stops (0: off)."),
         Key("tile_images", Int(1, 16), 4, "Images shown in each epoch-change tile."),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,16 @@ class DicomImage:
 
 def read_dicom(path: Path, apply_voi: bool) -> DicomImage:
     """Decode one file; any failure becomes a DataError naming the file and the reason."""
-    try:
-        dataset = pydicom.dcmread(path)
-    except _DECODE_ERRORS as exc:
-        raise DataError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc}).") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            dataset = pydicom.dcmread(path)
+        except _DECODE_ERRORS as exc:
+            raise DataError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc}).") from None
+    # pydicom only warns when a file ends inside an element and then drops that element (often PixelData).
+    truncated = [w for w in caught if "End of file reached" in str(w.message)]
+    if truncated:
+        raise DataError(f"{path}: the DICOM file is truncated ({_one_line(truncated[0].message)})")
     if "PixelData" not in dataset:
         raise DataError(f"{path}: the DICOM file has no pixel data (PixelData element missing).")
     syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
@@ -63,11 +70,9 @@ def read_dicom(path: Path, apply_voi: bool) -> DicomImage:
         pixels = dataset.pixel_array
     except _DECODE_ERRORS as exc:
         syntax_text = f"{syntax.name} ({syntax})" if syntax else "unknown transfer syntax"
-        raise DataError(
-            f"{path}: cannot decode pixel data with transfer syntax {syntax_text}: {_first_line(exc)} "
-            "JPEG 2000 needs pylibjpeg + pylibjpeg-openjpeg; JPEG-LS and 12-bit JPEG Extended need another "
-            "plugin (e.g. pylibjpeg-libjpeg or GDCM) and may still be unsupported."
-        ) from None
+        hint = (" JPEG 2000 needs pylibjpeg + pylibjpeg-openjpeg; JPEG-LS and 12-bit JPEG Extended need another "
+                "plugin (e.g. pylibjpeg-libjpeg or GDCM) and may still be unsupported.") if syntax and syntax.is_compressed else ""
+        raise DataError(f"{path}: cannot decode pixel data with transfer syntax {syntax_text}: {_one_line(exc)}{hint}") from None
     if pixels.ndim != 2:
         raise DataError(f"{path}: expected one greyscale frame, got pixel array of shape {pixels.shape}.")
     photometric = str(dataset.get("PhotometricInterpretation", "MONOCHROME2"))
@@ -78,7 +83,7 @@ def read_dicom(path: Path, apply_voi: bool) -> DicomImage:
         if apply_voi:
             values = apply_voi_lut(values, dataset, index=0, prefer_lut=True).astype(np.float64)
     except _DECODE_ERRORS as exc:
-        raise DataError(f"{path}: invalid Modality/VOI LUT ({_first_line(exc)}).") from None
+        raise DataError(f"{path}: invalid Modality/VOI LUT ({_one_line(exc)}).") from None
     low, high = float(values.min()), float(values.max())
     if high <= low:
         raise DataError(f"{path}: the image is constant after the LUTs; nothing to prepare.")
@@ -97,9 +102,10 @@ def read_dicom(path: Path, apply_voi: bool) -> DicomImage:
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__).rstrip(".") + "."
+def _one_line(exc: BaseException | Warning) -> str:
+    """The whole message on one line: pydicom puts the failing plugin and its reason on later lines."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return (text or type(exc).__name__).rstrip(".") + "."
 
 
 def _laterality(dataset: pydicom.Dataset) -> str | None:

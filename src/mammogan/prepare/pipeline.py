@@ -120,7 +120,7 @@ def load_source(source: SourceImage, settings: PrepareSettings) -> Loaded:
         from ..data.dicom import pseudonym, read_dicom
 
         image = read_dicom(source.path, settings.voi_lut)
-        identifier = image.patient_key or source.path.parent.name or source.image_id
+        identifier = source.patient_id or image.patient_key or source.path.parent.name or source.image_id
         return Loaded(image.pixels, pseudonym(identifier, settings.pseudonym_key), image.laterality or source.laterality,
                       image.view or source.view, image.pixel_spacing_mm, {**source.metadata, **image.metadata})
     raw = read_image(source.path)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..config.loader import Config
+from ..data import cbis, inbreast
 from ..data.images import DICOM_SUFFIXES, RASTER_SUFFIXES, list_images
 from ..data.lesions import SourceImage
 from ..data.mias import laterality_of, lesions_from_rows, parse_info, patient_of
 from ..errors import DataError
 from ..registry import PREPARE_KINDS
+from ..utils.io import atomic_write_text
+from ..utils.logs import get_logger
+
+log = get_logger("prepare")
 
 
 @PREPARE_KINDS.register("mias")
@@ -60,10 +66,88 @@ def dicom_sources(config: Config) -> list[SourceImage]:
     paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DICOM_SUFFIXES)
     if not paths:
         raise DataError(f"{folder}: no DICOM files (*.dcm) found.")
-    return [SourceImage(image_id=_dicom_id(p, folder), path=p, patient_id="") for p in paths]
+    return [SourceImage(image_id=image_id, path=p, patient_id="") for p, image_id in zip(paths, _dicom_ids(paths))]
 
 
-def _dicom_id(path: Path, root: Path) -> str:
-    """File ids keep the subfolder (often the patient folder) so equal file names do not collide."""
-    relative = path.relative_to(root).with_suffix("")
-    return "_".join(relative.parts)
+def _dicom_ids(paths: list[Path]) -> list[str]:
+    """Image ids from file names only: subfolders are often named by PatientID, which must not leave the
+    DICOM. Equal file names in different folders get `_2`, `_3`, ... in sorted order."""
+    seen: dict[str, int] = {}
+    ids = []
+    for path in paths:
+        seen[path.stem] = seen.get(path.stem, 0) + 1
+        ids.append(path.stem if seen[path.stem] == 1 else f"{path.stem}_{seen[path.stem]}")
+    return ids
+
+
+def _write_json(path: Path, data: object) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def _log_missing(what: str, names: list[str], report: Path) -> None:
+    if names:
+        shown = ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
+        log.warning("%d %s: %s (all in %s)", len(names), what, shown, report)
+
+
+@PREPARE_KINDS.register("inbreast")
+def inbreast_sources(config: Config) -> list[SourceImage]:
+    """INbreast DICOMs (or PNG copies on the same pixel grid) named `<id>_...`, with XML ROIs and INbreast.csv/.xls.
+
+    Writes annotations.json, merged_data.json and match_report.json into output_dir first.
+    """
+    purpose = "prepare (kind = \"inbreast\")"
+    folder: Path = config.need("prepare", "input_dir", purpose)
+    output_dir: Path = config.need("prepare", "output_dir", purpose)
+    annotations = inbreast.read_annotations(config.need("prepare", "annotations_dir", purpose))
+    metadata_file: Path | None = config.prepare.metadata_file
+    if metadata_file is None:
+        log.warning("%s: [prepare] metadata_file is not set; laterality, view, ACR and BI-RADS are null in merged_data.json.", config.path)
+    metadata = inbreast.read_metadata(metadata_file) if metadata_file else {}
+    merged = inbreast.merge(annotations.entries, metadata)
+    report, images = inbreast.match_images(list_images(folder, DICOM_SUFFIXES + RASTER_SUFFIXES), merged)
+    report_path = output_dir / "match_report.json"
+    _write_json(output_dir / "annotations.json", annotations.entries)
+    _write_json(output_dir / "merged_data.json", merged)
+    _write_json(report_path, {**report.as_dict(), "annotation_problems": annotations.problems})
+    _log_missing("images without annotations", report.images_without_annotations, report_path)
+    _log_missing("annotations without images", report.annotations_without_images, report_path)
+    _log_missing("files without an INbreast id in their name (skipped)", report.unrecognised_images, report_path)
+    _log_missing("files with an id already taken (skipped)", report.duplicate_images, report_path)
+    if not images:
+        raise DataError(f"{folder}: no INbreast images named <id>_<hash>_MG_<L|R>_<CC|ML>_ANON.dcm (or <id>*.png) found.")
+    sources = []
+    for file_id, path in images.items():
+        name = inbreast.parse_name(path.stem)
+        entry = merged.get(file_id, {})
+        is_dicom = path.suffix.lower() in DICOM_SUFFIXES
+        sources.append(SourceImage(
+            image_id=file_id,
+            path=path,
+            # The file-name hash is INbreast's patient key; without it DICOMs fall back to their header.
+            patient_id=f"inbreast_{name.patient_hash}" if name and name.patient_hash else ("" if is_dicom else file_id),
+            laterality=entry.get("laterality") or (name.laterality if name else None),
+            view=entry.get("view") or (name.view if name else None),
+            lesions=inbreast.lesions_from_rois(entry.get("ROIs", [])),
+            metadata={"acr": entry.get("acr"), "birads": entry.get("birads"), "findings": entry.get("findings"),
+                      "annotated": file_id in annotations.entries},
+        ))
+    return sources
+
+
+@PREPARE_KINDS.register("cbis")
+def cbis_sources(config: Config) -> list[SourceImage]:
+    """CBIS-DDSM full mammograms (DICOM or PNG/JPG copies) listed by the case-description CSVs; lesions from ROI masks."""
+    purpose = "prepare (kind = \"cbis\")"
+    folder: Path = config.need("prepare", "input_dir", purpose)
+    output_dir: Path = config.need("prepare", "output_dir", purpose)
+    metadata = cbis.read_case_descriptions(cbis.case_description_files(config.need("prepare", "metadata_file", purpose)))
+    sources, report = cbis.source_images(folder, metadata)
+    report_path = output_dir / "match_report.json"
+    _write_json(report_path, report.as_dict())
+    _log_missing("table images not found", report.missing_images, report_path)
+    _log_missing("abnormalities without a usable ROI mask", report.missing_roi_masks, report_path)
+    if not sources:
+        raise DataError(f"{folder}: none of the {len(metadata)} images in the CBIS-DDSM tables was found "
+                        f"(e.g. {next(iter(metadata.values())).image_path}).")
+    return sources

@@ -181,7 +181,8 @@ class Trainer:
             log.info("  validation %s = %.4f (best so far; saved models/best)", self.task.monitor, monitored)
         elif epoch > 0:
             self.stale.assign_add(1)
-            log.info("  validation %s = %.4f (best %.4f)", self.task.monitor, monitored, abs(float(self.best.numpy())))
+            best = float(self.best.numpy())
+            log.info("  validation %s = %.4f (best %.4f)", self.task.monitor, monitored, best if self.task.monitor_mode == "min" else -best)
         stale = int(self.stale.numpy())
         if cfg.plateau_patience and stale and stale % cfg.plateau_patience == 0:
             self.task.reduce_learning_rate(cfg.lr_decay_factor)

@@ -1,0 +1,254 @@
+"""CBIS-DDSM case-description CSVs and ROI mask files.
+
+The four TCIA tables (mass/calc × train/test) → `ImageMetadata` per full mammogram, one `Abnormality`
+per row. Quirks handled: `breast density` vs `breast_density`, quoted paths ending in an embedded
+newline, density 0. Images and ROI masks are found under the image root either at the table's path
+(or a PNG/JPG copy of it) or, as in the NBIA download layout, anywhere inside the case folder the path
+starts with (`Mass-Training_P_00001_LEFT_CC_1/...`). The tables swap or repeat the ROI-mask and
+cropped-image file names for many rows, so the mask is recognised by content: the binary file.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import cv2
+import numpy as np
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+from ..errors import DataError
+from ..utils.logs import get_logger
+from .images import DICOM_SUFFIXES, RASTER_SUFFIXES, read_image
+from .lesions import Lesion, SourceImage
+from .metadata import Abnormality, ImageMetadata, column_key, int_value, laterality_value, text_value
+
+log = get_logger("cbis")
+
+_CASE_FOLDER = re.compile(r"^(Calc|Mass)-(Training|Test)_P_\d+_(LEFT|RIGHT)_(CC|MLO)(_\d+)?$", re.IGNORECASE)
+_REQUIRED = ("patient id", "left or right breast", "image view", "abnormality type", "image file path")
+_DETAILS = ("calc type", "calc distribution", "mass shape", "mass margins")
+_CLASSES = {"calcification": "calcification", "mass": "mass"}
+_IMAGE_SUFFIXES = DICOM_SUFFIXES + RASTER_SUFFIXES
+_DICOM_ERRORS = (InvalidDicomError, OSError, ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, EOFError, TypeError)
+
+
+def _table_path(value: Any) -> str | None:
+    """A path cell without the embedded trailing newline, with forward slashes."""
+    text = text_value(value)
+    return text.replace("\\", "/") if text else None
+
+
+def case_description_files(path: Path) -> list[Path]:
+    """A case-description CSV, or every CSV in a folder of them."""
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+        if not files:
+            raise DataError(f"{path}: no CBIS-DDSM case-description CSVs (*.csv) found.")
+        return files
+    if not path.is_file():
+        raise DataError(f"{path}: CBIS-DDSM case-description CSV not found.")
+    return [path]
+
+
+def read_case_descriptions(paths: list[Path]) -> dict[str, ImageMetadata]:
+    """All rows of the tables grouped by full mammogram (the first folder of `image file path`)."""
+    images: dict[str, ImageMetadata] = {}
+    for path in paths:
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.reader(handle)
+                header = [column_key(h) for h in next(reader, [])]
+                missing = [c for c in _REQUIRED if c not in header]
+                if missing:
+                    raise DataError(f"{path}: not a CBIS-DDSM case-description CSV: columns {', '.join(map(repr, missing))} "
+                                    f"are missing (found {', '.join(map(repr, header))}).")
+                for values in reader:
+                    _add_row(images, dict(zip(header, values)), f"{path}:{reader.line_num}", path.name)
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(f"{path}: cannot read the CSV ({exc}).") from None
+    if not images:
+        raise DataError(f"{', '.join(map(str, paths))}: no CBIS-DDSM rows found.")
+    return images
+
+
+def _add_row(images: dict[str, ImageMetadata], row: dict[str, str], where: str, source_file: str) -> None:
+    image_path = _table_path(row.get("image file path"))
+    abnormality_type = (text_value(row.get("abnormality type")) or "").lower()
+    if not image_path or abnormality_type not in _CLASSES:
+        log.warning("%s: row skipped (needs an image file path and abnormality type mass or calcification).", where)
+        return
+    image_id = PurePosixPath(image_path).parts[0]
+    density = int_value(row.get("breast density"))
+    if density is not None and not 1 <= density <= 4:
+        log.warning("%s: breast density %s is not 1-4; stored as null.", where, density)
+        density = None
+    entry = images.setdefault(image_id, ImageMetadata(
+        image_id=image_id,
+        source_file=source_file,
+        patient_id=text_value(row.get("patient id")),
+        laterality=laterality_value(row.get("left or right breast")),
+        view=(text_value(row.get("image view")) or "").upper() or None,
+        density=density,
+        image_path=image_path,
+    ))
+    assessment = int_value(row.get("assessment"))
+    entry.abnormalities.append(Abnormality(
+        abnormality_type=abnormality_type,
+        abnormality_id=int_value(row.get("abnormality id")),
+        pathology=(text_value(row.get("pathology")) or "").upper() or None,
+        assessment=str(assessment) if assessment is not None else None,
+        subtlety=int_value(row.get("subtlety")),
+        roi_mask_path=_table_path(row.get("roi mask file path")),
+        cropped_image_path=_table_path(row.get("cropped image file path")),
+        details={name.replace(" ", "_"): text_value(row[name]) for name in _DETAILS if name in row},
+    ))
+
+
+# --- locating files -------------------------------------------------------------------------------------------
+
+
+class CbisTree:
+    """The image root: table paths resolved directly, or through their case folder wherever it lies."""
+
+    def __init__(self, root: Path) -> None:
+        if not root.is_dir():
+            raise DataError(f"{root}: CBIS-DDSM image folder not found.")
+        self.root = root
+        self.case_folders = {p.name: p for p in root.rglob("*") if p.is_dir() and _CASE_FOLDER.match(p.name)}
+
+    def direct(self, table_path: str) -> Path | None:
+        """The file at the table path, or a raster copy of it with the same name and another suffix."""
+        target = self.root / table_path
+        for candidate in (target, *(target.with_suffix(s) for s in RASTER_SUFFIXES)):
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def in_case_folder(self, table_path: str) -> list[Path]:
+        folder = self.case_folders.get(PurePosixPath(table_path).parts[0])
+        if folder is None:
+            return []
+        return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES)
+
+    def image(self, table_path: str) -> Path | None:
+        found = self.direct(table_path)
+        if found:
+            return found
+        files = self.in_case_folder(table_path)
+        return files[0] if len(files) == 1 else None
+
+    def roi_candidates(self, abnormality: Abnormality) -> list[Path]:
+        """Files that may be the ROI mask: the listed one first, then the rest of its case folder."""
+        listed = [p for p in (abnormality.roi_mask_path, abnormality.cropped_image_path) if p]
+        candidates = [self.direct(p) for p in listed] + [f for p in listed for f in self.in_case_folder(p)]
+        return list(dict.fromkeys(c for c in candidates if c is not None))
+
+
+def _stored_pixels(path: Path) -> np.ndarray:
+    """Raw pixel values (no LUTs: masks are labels, not intensities)."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        try:
+            return pydicom.dcmread(path).pixel_array
+        except _DICOM_ERRORS as exc:
+            raise DataError(f"{path}: cannot read the DICOM pixels ({type(exc).__name__}: {exc}).") from None
+    return read_image(path)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file; DICOM sizes come from the header alone."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        try:
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            return int(header.Columns), int(header.Rows)
+        except _DICOM_ERRORS as exc:
+            raise DataError(f"{path}: cannot read the DICOM header ({type(exc).__name__}: {exc}).") from None
+    height, width = read_image(path).shape
+    return width, height
+
+
+def _binary(pixels: np.ndarray) -> np.ndarray | None:
+    """The foreground of a two-valued image, None for a greyscale picture (a cropped lesion image)."""
+    if pixels.ndim != 2:
+        return None
+    low, high = pixels.min(), pixels.max()
+    if high == low or np.count_nonzero((pixels != low) & (pixels != high)):
+        return None
+    return pixels == high
+
+
+def mask_lesions(mask: np.ndarray, size: tuple[int, int], abnormality: Abnormality) -> list[Lesion]:
+    """Outline polygons of the mask's blobs, scaled from the mask grid to the image grid `size` (w, h)."""
+    scale = np.array([size[0] / mask.shape[1], size[1] / mask.shape[0]])
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    label = f"{abnormality.abnormality_type} {abnormality.abnormality_id}"
+    lesions = []
+    for contour in contours:
+        points = [tuple(p) for p in (contour[:, 0, :].astype(np.float64) * scale).tolist()]
+        lesions.append(Lesion(_CLASSES[abnormality.abnormality_type], points=points, severity=abnormality.pathology, label=label))
+    return lesions
+
+
+def _roi_lesions(tree: CbisTree, abnormality: Abnormality, size: tuple[int, int]) -> tuple[list[Lesion], str | None]:
+    """Lesions from the abnormality's ROI mask, preferring a mask of the image's size; or why there are none."""
+    masks = []
+    for path in tree.roi_candidates(abnormality):
+        try:
+            binary = _binary(_stored_pixels(path))
+        except DataError as problem:
+            log.warning("%s", problem)
+            continue
+        if binary is not None:
+            masks.append((binary.shape[::-1] != size, path, binary))
+    if not masks:
+        return [], f"no binary ROI mask found for {abnormality.roi_mask_path}"
+    wrong_size, path, binary = min(masks, key=lambda m: m[0])
+    if wrong_size:
+        log.warning("%s: ROI mask is %dx%d but the image is %dx%d; scaled to the image.", path, *binary.shape[::-1], *size)
+    return mask_lesions(binary, size, abnormality), None
+
+
+@dataclass
+class CbisReport:
+    images: int = 0
+    missing_images: list[str] = field(default_factory=list)  # image ids whose file is not under the root
+    missing_roi_masks: list[str] = field(default_factory=list)  # "image id: reason"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def source_images(root: Path, metadata: dict[str, ImageMetadata]) -> tuple[list[SourceImage], CbisReport]:
+    """A SourceImage for every table image found under `root`, with lesions from its ROI masks."""
+    tree = CbisTree(root)
+    report = CbisReport()
+    sources = []
+    for image_id, meta in metadata.items():
+        path = tree.image(meta.image_path or image_id)
+        if path is None:
+            report.missing_images.append(image_id)
+            continue
+        size = image_size(path)
+        lesions = []
+        for abnormality in meta.abnormalities:
+            found, problem = _roi_lesions(tree, abnormality, size)
+            if problem:
+                report.missing_roi_masks.append(f"{image_id}: {problem}")
+                found = [Lesion(_CLASSES[abnormality.abnormality_type], severity=abnormality.pathology,
+                                label=f"{abnormality.abnormality_type} {abnormality.abnormality_id} (no ROI mask)")]
+            lesions.extend(found)
+        sources.append(SourceImage(
+            image_id=image_id,
+            path=path,
+            patient_id=meta.patient_id or image_id,
+            laterality=meta.laterality,
+            view=meta.view,
+            lesions=lesions,
+            metadata={"density": meta.density, "abnormalities": [asdict(a) for a in meta.abnormalities]},
+        ))
+    report.images = len(sources)
+    return sources, report

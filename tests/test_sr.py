@@ -1,0 +1,108 @@
+"""SR pieces through their public entry points: tiling, the bicubic baseline, training, evaluate, infer."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from mammogan.cli import main
+from mammogan.data.images import read_image
+from mammogan.evaluate.comparison import bicubic_upscale, psnr_np
+from mammogan.infer.model_io import make_runner
+from mammogan.infer.tiling import tiled_super_resolve
+from mammogan.registry import GENERATORS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_tiled_output_equals_whole_image_away_from_borders():
+    keras.utils.set_random_seed(3)
+    model = GENERATORS.get("srresnet")(scale=2, filters=8, blocks=1, global_skip="bicubic")
+    # Non-zero tail so the network is not the identity-plus-bicubic it starts as.
+    tail = model.get_layer("tail")
+    tail.set_weights([np.random.default_rng(0).normal(0, 0.05, w.shape).astype("float32") for w in tail.get_weights()])
+    runner = make_runner(model)
+    image = np.random.default_rng(1).random((150, 190)).astype(np.float32)
+    whole = runner(image[None, ..., None])[0, ..., 0]
+    tiled = tiled_super_resolve(runner, image, 2, tile=64, overlap=32, batch=3)
+    # Receptive field of 9x9 head + two 3x3 + 3x3 + upsampler + 9x9 tail stays inside the zero-weight margins.
+    border = 24
+    difference = np.abs(tiled - whole)[border:-border, border:-border]
+    assert difference.max() < 1e-4
+    assert tiled.shape == whole.shape
+
+
+def test_bicubic_baseline_matches_pillow_bicubic():
+    """Our MATLAB-style bicubic upscaling agrees with Pillow's (also Keys a = -0.5, no antialias when enlarging)."""
+    lr = read_image(REPO / "sample" / "mias" / "mdb001.pgm")[200:300, 150:250]
+    ours = np.clip(bicubic_upscale(lr.astype(np.float32), 2), 0, 255)
+    pillow = np.asarray(Image.fromarray(lr).resize((200, 200), Image.BICUBIC), dtype=np.float32)
+    inner = (slice(4, -4), slice(4, -4))
+    assert np.abs(ours[inner] - pillow[inner]).max() <= 1.0  # Pillow rounds to uint8
+    assert psnr_np(pillow[inner], ours[inner], 255) > 55
+
+
+@pytest.fixture(scope="module")
+def sr_run(tmp_path_factory):
+    """Prepare the bundled sample and train a tiny SRGAN for a few steps (shared by the tests below)."""
+    root = tmp_path_factory.mktemp("sr")
+    shutil.copytree(REPO / "sample", root / "sample")
+    (root / "dataset").mkdir()
+    (root / "dataset" / "s.config").write_text(
+        '[prepare]\nkind = "mias"\ninput_dir = "../sample/mias"\ninfo_file = "../sample/mias/Info.txt"\n'
+        'output_dir = "./S"\nbit_depth = 8\nsr_scales = [2]\nnormal_patches_per_image = 0\n')
+    assert main(["prepare", str(root / "dataset" / "s.config")]) == 0
+    project = root / "projects" / "SR"
+    project.mkdir(parents=True)
+    config = project / "train_eval_infer.config"
+    config.write_text(
+        '[model]\ntask = "srgan"\ngenerator = "srresnet"\nscale = 2\nfilters = 16\nblocks = 2\nd_filters = 8\nd_blocks = 2\n'
+        '[dataset]\ntrain_dir = "../../dataset/S/train"\nvalid_dir = "../../dataset/S/valid"\ntest_dir = "../../dataset/S/test"\n'
+        'lr_subdir = "lr_x2"\npatch_size = 48\n'
+        '[train]\nbatch_size = 8\npretrain_steps = 60\ngan_steps = 10\nsteps_per_epoch = 35\ng_learning_rate = 5e-4\nema_decay = 0\n'
+        '[eval]\nmetrics = ["psnr", "ssim"]\ncomparison_crops = 1\n'
+        '[infer]\ninput_dir = "../../dataset/S/test/lr_x2"\ntile_size = 64\ntile_overlap = 16\n')
+    assert main(["train", str(config)]) == 0
+    return project
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_training_lowers_validation_loss_and_writes_tiles(sr_run):
+    rows = _rows(sr_run / "output" / "train_metrics.csv")
+    psnr = [float(r["val/psnr"]) for r in rows]
+    assert psnr[-1] > psnr[0]  # epoch 0 is the untrained generator (= bicubic)
+    # Zero-initialised tail: the untrained generator is its interpolating skip (TF bicubic ≈ MATLAB bicubic).
+    assert abs(float(rows[0]["val/psnr_gain"])) < 0.05
+    tiles = sorted((sr_run / "output" / "epoch_tiles").glob("epoch_*.png"))
+    assert [t.name for t in tiles] == [f"epoch_{i:04d}.png" for i in range(len(rows))]
+    assert (sr_run / "output" / "models" / "best" / "generator.keras").is_file()
+    assert int(rows[-1]["step"]) == 70
+
+
+def test_evaluate_reports_model_and_bicubic(sr_run):
+    assert main(["evaluate", str(sr_run / "train_eval_infer.config")]) == 0
+    summary = {r["metric"]: r for r in _rows(sr_run / "output" / "evaluation" / "evaluation.csv")}
+    assert {"psnr", "ssim"} <= set(summary)
+    gain = float(summary["psnr"]["gain_mean"])
+    assert gain == pytest.approx(float(summary["psnr"]["model_mean"]) - float(summary["psnr"]["bicubic_mean"]), abs=1e-3)
+    assert list((sr_run / "output" / "evaluation" / "comparisons").glob("*.png"))
+
+
+def test_infer_keeps_bit_depth_and_scales(sr_run, tmp_path):
+    assert main(["infer", str(sr_run / "train_eval_infer.config")]) == 0
+    outputs = sorted((sr_run / "output" / "inference").glob("*.png"))
+    inputs = sorted((sr_run.parents[1] / "dataset" / "S" / "test" / "lr_x2").glob("*.png"))
+    assert [p.name for p in outputs] == [p.name for p in inputs]
+    for source, result in zip(inputs, outputs):
+        lr, sr = read_image(source), read_image(result)
+        assert sr.dtype == lr.dtype and sr.shape == (lr.shape[0] * 2, lr.shape[1] * 2)
