@@ -105,10 +105,14 @@ def test_direction_follows_higher_is_better(metric: str) -> None:
 
 def test_ms_ssim_rejects_small_images_with_advice() -> None:
     reference, distorted, _, _ = load_set("d8")  # 64x64
-    with pytest.raises(ValueError, match=r"at least 161x161 pixels, got 64x64.*power_factors"):
+    with pytest.raises(ValueError, match=r"at least 161x161 pixels, got 64x64. Pass at most 3 power_factors"):
         ms_ssim(reference, distorted, 255.0)
     with pytest.raises(ValueError, match=r"MS-SSIM with 4 scales needs images of at least 81x81"):
         ms_ssim(reference, distorted, 255.0, power_factors=MS_SSIM_WEIGHTS[:4])
+    with pytest.raises(ValueError, match=r"got 16x16. Pass at most 1 power_factors"):
+        ms_ssim(reference[:, :16, :16], distorted[:, :16, :16], 255.0, power_factors=MS_SSIM_WEIGHTS[:2])
+    with pytest.raises(ValueError, match=r"at least 21x21 pixels, got 8x8.$"):  # smaller than one SSIM window
+        ms_ssim(reference[:, :8, :8], distorted[:, :8, :8], 255.0, power_factors=MS_SSIM_WEIGHTS[:2])
     assert full_reference.ms_ssim_min_size(3) == 41
 
 
@@ -118,5 +122,7 @@ def test_wrong_data_range_or_shape_is_refused() -> None:
         METRICS.get("gmsd")(reference, distorted, 1.0)
     with pytest.raises(ValueError, match="differ in shape"):
         METRICS.get("ssim")(reference, distorted[:, :-1], 255.0)
+    uint8 = METRICS.get("psnr")(reference.astype(np.uint8), distorted.astype(np.uint8), 255.0)
+    np.testing.assert_allclose(uint8, METRICS.get("psnr")(reference, distorted, 255.0), rtol=1e-6)
     with pytest.raises(ValueError, match=r"\(B, H, W, 1\)"):
         METRICS.get("haarpsi")(reference[..., 0], distorted[..., 0], 255.0)

@@ -80,8 +80,6 @@ DATASET = Section(
         Key("patch_size", Int(8), 96, "HR crop side for SR training (the LR crop is patch_size / scale); image side for GAN training."),
         Key("lesion_crop_fraction", Float(0.0, 1.0), 0.5, "Fraction of SR crops centred on a lesion-mask pixel when masks exist."),
         Key("augment_flips", Bool(), True, "Random flips and 90° rotations of training crops."),
-        Key("synthetic_dirs", ListOf(PathValue()), [], "Extra `{images,masks}` folders (e.g. from a GAN Inferencer) mixed into training."),
-        Key("synthetic_ratio", Float(0.0, 1.0), 0.0, "Fraction of each training batch drawn from `synthetic_dirs`."),
     ),
 )
 
@@ -151,7 +149,6 @@ EVAL = Section(
         Key("metrics", ListOf(Name("metric"), 1), ["psnr", "ssim"], "Full-reference metrics computed (registered names)."),
         Key("roi_margin", Int(0), 16, "Context kept around lesion masks for the in-lesion metrics."),
         Key("comparison_crops", Int(0), 4, "Side-by-side comparison PNGs written (0: none)."),
-        Key("num_samples", Int(1), 64, "Synthetic GANs: samples generated to compare with real images."),
     ),
 )
 

@@ -97,7 +97,8 @@ def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int
     values = np.array(
         [
             polynomial_mmd2_unbiased(
-                real[rng.choice(real.shape[0], size, replace=False)], fake[rng.choice(fake.shape[0], size, replace=False)]
+                real[rng.choice(real.shape[0], size, replace=False)],
+                fake[rng.choice(fake.shape[0], size, replace=False)],
             )
             for _ in range(subsets)
         ]

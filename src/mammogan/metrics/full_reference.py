@@ -6,7 +6,8 @@ Every metric has the interface the evaluators rely on::
 
 with float32 tensors of shape (B, H, W, 1) holding values in [0, data_range] (255 for 8-bit,
 65535 for 16-bit data). Each metric rescales internally to the range its definition assumes, so
-the same image pair gives the same score at any bit depth.
+the same image pair gives the same score at any bit depth. They run eagerly: the value-range
+check reads the tensors.
 
 PSNR, SSIM and MS-SSIM use `tf.image`. GMSD, MS-GMSD, MDSI and HaarPSI have no TensorFlow
 implementation; they follow the greyscale code paths of the piq library (v0.8.0), including its
@@ -44,8 +45,8 @@ _LHM_OF_GREY = (0.2989 + 0.587 + 0.114, 0.3 + 0.04 - 0.35, 0.34 - 0.6 + 0.17)
 
 def _checked(reference: tf.Tensor, distorted: tf.Tensor, data_range: float) -> tuple[tf.Tensor, tf.Tensor]:
     """Cast to float32 and check shapes and value range, so a wrong `data_range` fails loudly."""
-    reference = tf.convert_to_tensor(reference, dtype=tf.float32)
-    distorted = tf.convert_to_tensor(distorted, dtype=tf.float32)
+    reference = tf.cast(tf.convert_to_tensor(reference), tf.float32)
+    distorted = tf.cast(tf.convert_to_tensor(distorted), tf.float32)
     if reference.shape.rank != 4 or reference.shape[-1] != 1:
         raise ValueError(f"expected greyscale batches of shape (B, H, W, 1), got {reference.shape}")
     if reference.shape != distorted.shape:
@@ -108,13 +109,10 @@ def ms_ssim(
             raise ValueError(f"power_factors must be non-empty with a positive sum, got {power_factors}")
         factors = tuple(float(f) / total for f in power_factors)
     scales = len(factors)
-    _need_size(
-        reference,
-        ms_ssim_min_size(scales),
-        f"MS-SSIM with {scales} scales",
-        " Pass fewer power_factors, e.g. MS_SSIM_WEIGHTS[:3] for images of at least "
-        f"{ms_ssim_min_size(3)}x{ms_ssim_min_size(3)}." if scales > 1 else "",
-    )
+    side = min(reference.shape[1], reference.shape[2])
+    fitting = next((k for k in range(scales - 1, 0, -1) if ms_ssim_min_size(k) <= side), 0)
+    advice = f" Pass at most {fitting} power_factors, e.g. MS_SSIM_WEIGHTS[:{fitting}]." if fitting else ""
+    _need_size(reference, ms_ssim_min_size(scales), f"MS-SSIM with {scales} scales", advice)
     return tf.image.ssim_multiscale(
         reference, distorted, max_val=data_range, power_factors=factors, filter_size=SSIM_FILTER_SIZE
     )
@@ -198,7 +196,9 @@ def mdsi(reference: tf.Tensor, distorted: tf.Tensor, data_range: float) -> tf.Te
     # Not symmetric: the distorted image's similarity to the fused image counts positively (as in
     # the authors' MATLAB code and piq).
     gradient_similarity = (
-        _similarity(grad_ref, grad_dist, c1) + _similarity(grad_dist, grad_mean, c2) - _similarity(grad_ref, grad_mean, c2)
+        _similarity(grad_ref, grad_dist, c1)
+        + _similarity(grad_dist, grad_mean, c2)
+        - _similarity(grad_ref, grad_mean, c2)
     )
     chroma_weight = _LHM_OF_GREY[1] ** 2 + _LHM_OF_GREY[2] ** 2
     chroma_similarity = (2.0 * chroma_weight * reference * distorted + c3) / (
