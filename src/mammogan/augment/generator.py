@@ -123,7 +123,7 @@ def _families(config: Config) -> dict[str, list[Step]]:
     grids = _tuples(config, "grid_distortion", ("strength", "cells"))
     for strength, cells in grids:
         _require(config, "grid_distortion", strength < 0.5, "strength must be < 0.5 of a cell (the grid would fold)")
-        _require(config, "grid_distortion", cells >= 1 and float(cells).is_integer(), "grid cells must be a whole number >= 1")
+        _require(config, "grid_distortion", cells >= 2 and float(cells).is_integer(), "grid cells must be a whole number >= 2")
     families = {
         "hflip": [Step("hflip", (), "hflip")] if g.hflip else [],
         "vflip": [Step("vflip", (), "vflip")] if g.vflip else [],

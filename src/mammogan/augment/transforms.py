@@ -214,16 +214,15 @@ def _smooth_noise(rng: np.random.Generator, height: int, width: int, sigma: floa
     field = cv2.GaussianBlur(rng.standard_normal((rows, cols), dtype=np.float32), (0, 0), sigma / step,
                              borderType=cv2.BORDER_REFLECT_101)
     field *= np.float32(rms / max(float(np.sqrt(np.mean(field * field))), 1e-12))
-    if step > 1:
-        field = cv2.resize(field, (cols * step, rows * step), interpolation=cv2.INTER_LINEAR)
-    return field[:height, :width]
+    return cv2.resize(field, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _displace(pair: Pair, shift_x: np.ndarray, shift_y: np.ndarray, border: Border) -> Pair:
+    """Move every pixel by (shift_x, shift_y): float32 fields the caller hands over (made into maps in place)."""
     height, width = pair.image.shape
-    map_x = np.arange(width, dtype=np.float32)[None, :] + shift_x.astype(np.float32, copy=False)
-    map_y = np.arange(height, dtype=np.float32)[:, None] + shift_y.astype(np.float32, copy=False)
-    return _remap(pair, map_x, map_y, border)
+    shift_x += np.arange(width, dtype=np.float32)[None, :]
+    shift_y += np.arange(height, dtype=np.float32)[:, None]
+    return _remap(pair, shift_x, shift_y, border)
 
 
 @AUGMENTATIONS.register("elastic")
@@ -238,20 +237,19 @@ def elastic(pair: Pair, params: Params, rng: np.random.Generator, border: Border
 
 @AUGMENTATIONS.register("grid")
 def grid(pair: Pair, params: Params, rng: np.random.Generator, border: Border) -> Pair:
-    """Random grid distortion: the nodes of a grid with `cells` cells per side move by up to `strength` of a cell.
+    """Random grid distortion: the image is cut into `cells`×`cells` cells whose centres move by up to `strength` of a cell.
 
-    Nodes sit at cell centres; pixels in between follow bilinearly (and the outer nodes beyond them).
-    Outer nodes move only along the border, so no fill comes in from outside; strength < 0.5 keeps
-    the grid from folding.
+    Pixels in between follow bilinearly (beyond the outer centres, as the outer centres). Outer
+    centres move only along the border, so no fill comes in from outside; strength < 0.5 keeps
+    neighbouring centres from crossing, so the grid never folds.
     """
     height, width = pair.image.shape
     cells, strength = int(params["cells"]), params["strength"]
-    nodes = (cells + 1, cells + 1)
-    move_x = (rng.uniform(-strength, strength, nodes) * width / (cells + 1)).astype(np.float32)
-    move_y = (rng.uniform(-strength, strength, nodes) * height / (cells + 1)).astype(np.float32)
+    move_x = (rng.uniform(-strength, strength, (cells, cells)) * width / cells).astype(np.float32)
+    move_y = (rng.uniform(-strength, strength, (cells, cells)) * height / cells).astype(np.float32)
     move_x[:, [0, -1]] = 0.0
     move_y[[0, -1], :] = 0.0
-    # Bilinear upsampling of the node displacements: cv2.resize puts node k at pixel (k + 0.5)·L/(cells + 1) − 0.5.
+    # cv2.resize interpolates bilinearly between cell centres ((k + 0.5)·L/cells − 0.5) and clamps beyond them.
     shift_x = cv2.resize(move_x, (width, height), interpolation=cv2.INTER_LINEAR)
     shift_y = cv2.resize(move_y, (width, height), interpolation=cv2.INTER_LINEAR)
     return _displace(pair, shift_x, shift_y, border)

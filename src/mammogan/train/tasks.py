@@ -26,6 +26,14 @@ from ..callbacks.tiles import crop_with_context, gan_tile, sr_tile, tile_regions
 log = get_logger("train")
 
 
+def with_instance_noise(images: tf.Tensor, step: tf.Tensor, initial_std: float, total_steps: float) -> tf.Tensor:
+    """Gaussian instance noise for D inputs, annealed linearly to 0 over training (keeps D from winning early)."""
+    if initial_std <= 0:
+        return images
+    std = initial_std * tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / total_steps)
+    return images + tf.random.normal(tf.shape(images), stddev=std)
+
+
 def model_kwargs(config: Config) -> dict[str, Any]:
     return config.model.as_dict()
 
@@ -153,10 +161,7 @@ class SRGANTask(Task):
             return {"pixel": loss}
 
         def noisy(images, step):
-            if cfg.instance_noise <= 0:
-                return images
-            std = cfg.instance_noise * tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / total_steps)
-            return images + tf.random.normal(tf.shape(images), stddev=std)
+            return with_instance_noise(images, step, cfg.instance_noise, total_steps)
 
         def adversarial(batch, step):
             lr, hr, mask = batch
@@ -244,10 +249,7 @@ class PatchGANTask(Task):
         total_steps = float(cfg.gan_steps)
 
         def noisy(images, step):
-            if cfg.instance_noise <= 0:
-                return images
-            std = cfg.instance_noise * tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / total_steps)
-            return images + tf.random.normal(tf.shape(images), stddev=std)
+            return with_instance_noise(images, step, cfg.instance_noise, total_steps)
 
         def step_fn(batch, step):
             real_all = batch * 2.0 - 1.0  # [0, 1] → the generator's tanh range
