@@ -30,8 +30,8 @@ def test_tiled_output_equals_whole_image_away_from_borders():
     runner = make_runner(model)
     image = np.random.default_rng(1).random((150, 190)).astype(np.float32)
     whole = runner(image[None, ..., None])[0, ..., 0]
-    tiled = tiled_super_resolve(runner, image, 2, tile=64, overlap=32, batch=3)
-    # Receptive field of 9x9 head + two 3x3 + 3x3 + upsampler + 9x9 tail stays inside the zero-weight margins.
+    tiled = tiled_super_resolve(runner, image, 2, tile=96, overlap=48, batch=3)
+    # Receptive-field radius ≈ 10 LR px (9x9 head, 3x3 convs, upsampler, 9x9 tail) < the 12 px zero-weight margin.
     border = 24
     difference = np.abs(tiled - whole)[border:-border, border:-border]
     assert difference.max() < 1e-4
@@ -44,7 +44,7 @@ def test_bicubic_baseline_matches_pillow_bicubic():
     ours = np.clip(bicubic_upscale(lr.astype(np.float32), 2), 0, 255)
     pillow = np.asarray(Image.fromarray(lr).resize((200, 200), Image.BICUBIC), dtype=np.float32)
     inner = (slice(4, -4), slice(4, -4))
-    assert np.abs(ours[inner] - pillow[inner]).max() <= 1.0  # Pillow rounds to uint8
+    assert np.abs(ours[inner] - pillow[inner]).max() <= 1.5  # Pillow uses fixed-point weights and rounds to uint8
     assert psnr_np(pillow[inner], ours[inner], 255) > 55
 
 

@@ -152,8 +152,8 @@ def build_recipe(config: Config) -> tuple[Output, ...]:
     for chain in config.generator.chains:
         for name in chain:
             AUGMENTATIONS.get(name, f"{config.path}: [generator] chains")
-            _require(config, "chains", bool(families[name]),
-                     f"{name!r} is chained but has no variants; set [generator] {CONFIG_KEYS[name]} to chain it")
+            hint = f"set [generator] {CONFIG_KEYS[name]} to chain it" if name in CONFIG_KEYS else "no [generator] key configures it"
+            _require(config, "chains", bool(families.get(name)), f"{name!r} is chained but has no variants; {hint}")
         recipe += [Output(steps) for steps in itertools.product(*(families[name] for name in chain))]
     tags = [output.tag for output in recipe]
     _require(config, "chains", len(set(tags)) == len(tags), "lists the same chain twice (their outputs would overwrite each other)")
@@ -207,7 +207,10 @@ def _read_manifest(input_dir: Path) -> dict[str, Any]:
 def _degradations(manifest: dict[str, Any], input_dir: Path) -> dict[str, tuple[DegradationSpec, int]]:
     """LR subfolder → the degradation (and seed) `prepare` recorded for it."""
     found = {}
-    for key, entry in manifest.get("sr", {}).items():
+    recorded_sr = manifest.get("sr", {})
+    if not isinstance(recorded_sr, dict):
+        raise DataError(f"{input_dir / 'manifest.json'}: \"sr\" must map scales to their LR folder and degradation.")
+    for key, entry in recorded_sr.items():
         try:
             recorded = entry["degradation"]
             spec = DegradationSpec(str(recorded["name"]), int(recorded["scale"]), float(recorded.get("blur_sigma", 0.0)),
