@@ -132,11 +132,12 @@ def test_reference_is_generated_from_schema():
     assert reference.strip() in readme, "README's config reference is stale: run `python -m mammogan config keys`"
 
 
-def test_cli_user_error_is_one_paragraph_and_exit_code_2(tmp_path, capsys):
+def test_cli_user_error_is_one_paragraph_and_exit_code_2(tmp_path):
     path = write(tmp_path, "[train]\nbatchsize = 4\n")
-    assert main(["config", "show", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and "Did you mean `batch_size`?" in err
+    result = subprocess.run([sys.executable, "-m", "mammogan", "config", "show", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "Did you mean `batch_size`?" in result.stderr
 
 
 def test_cli_debug_shows_traceback(tmp_path):
