@@ -11,6 +11,7 @@ projects/SRGAN/MIAS-x2/1.train.sh
 projects/SRGAN/MIAS-x2/2.evaluate.sh
 projects/SRGAN/MIAS-x2/3.infer.sh
 projects/GAN/DCGAN-MIAS/1.train.sh
+projects/GAN/DCGAN-MIAS/2.evaluate.sh
 projects/GAN/DCGAN-MIAS/3.infer.sh
 cat <<MSG
 
@@ -21,5 +22,6 @@ Done. Where to look:
   SRGAN metrics     projects/SRGAN/MIAS-x2/output/train_metrics.csv, output/evaluation/evaluation.csv
   SR outputs        projects/SRGAN/MIAS-x2/output/inference/
   DCGAN tiles       projects/GAN/DCGAN-MIAS/output/epoch_tiles/ and epoch_tiles.gif
+  DCGAN evaluation  projects/GAN/DCGAN-MIAS/output/evaluation/evaluation.csv (KID etc. vs step-0 and noise)
   synthetic images  projects/GAN/DCGAN-MIAS/output/synthetic/images/ (manifest.csv)
 MSG

@@ -44,7 +44,7 @@ RESULTS = REPO / "benchmarks" / "results"
 SIZES = (512, 2048)
 SOURCES = {512: 24, 2048: 6}  # sources per run of our generator
 REFERENCE_SOURCES = {512: 3, 2048: 1}  # the reference is slow: fewer sources, one run
-REPEATS = 2  # runs of our generator per case; the fastest counts (other load on the machine only slows runs down)
+REPEATS = 3  # runs of our generator per case; the fastest counts (other load on the machine only slows runs down)
 
 OFF = {"hflip": False, "vflip": False, "rotation_angles": [], "shrink_ratios": [], "shear_factors": [], "elastic": [],
        "grid_distortion": [], "barrel_amounts": [], "pincushion_amounts": []}

@@ -40,9 +40,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .evaluate.evaluator import Evaluator
+    config = _load(args.config)
+    if config.model.task == "srgan":
+        from .evaluate.evaluator import Evaluator
 
-    Evaluator(_load(args.config)).run()
+        Evaluator(config).run()
+    else:
+        from .evaluate.gan_evaluator import GANEvaluator
+
+        GANEvaluator(config).run()
     return 0
 
 

@@ -122,7 +122,7 @@ TRAIN = Section(
         Key("lr_decay_steps", ListOf(Int(1)), [], "Step boundaries of the `piecewise` schedule."),
         Key("lr_decay_factor", Float(0.0, 1.0), 0.5, "Factor applied at each boundary / on plateau."),
         Key("plateau_patience", Int(0), 0, "Epochs without validation improvement before the LR is reduced (0: off)."),
-        Key("pixel_loss", Name("loss"), "l1", "Pixel loss of the generator (registered name)."),
+        Key("pixel_loss", Name("loss"), "mse", "Pixel loss of the generator (registered name); mse (SRResNet-MSE) optimises PSNR, l1/charbonnier favour the median pixel."),
         Key("lesion_weight", Float(1.0), 1.0, "Calcification-aware loss: weight of pixels inside lesion masks (1 = plain loss)."),
         Key("adversarial_loss", Name("adversarial_loss"), "nonsaturating", "Adversarial loss (registered name)."),
         Key("loss_weights", Table(Str(), Float(0.0)), {"pixel": 1.0, "adversarial": 1e-3, "feature_matching": 0.0}, "Weights of the generator's loss terms in phase 2."),
@@ -149,6 +149,11 @@ EVAL = Section(
         Key("metrics", ListOf(Name("metric"), 1), ["psnr", "ssim"], "Full-reference metrics computed (registered names)."),
         Key("roi_margin", Int(0), 16, "Context kept around lesion masks for the in-lesion metrics."),
         Key("comparison_crops", Int(0), 4, "Side-by-side comparison PNGs written (0: none)."),
+        Key("num_samples", Int(2), 256, "Synthetic GANs: generated samples compared with the real test patches."),
+        Key("feature_extractor", Name("feature_extractor"), "random_cnn", "Features for KID/precision/recall: 'inception' (local ImageNet weights), 'domain' (a classifier trained on real patches) or 'random_cnn' (seeded, untrained; reported as such)."),
+        Key("extractor_weights", PathValue(), None, "Weights file of the feature extractor (InceptionV3 .h5, or the domain classifier .keras)."),
+        Key("kid_subsets", Int(1), 50, "Random subsets over which KID's mean and std are computed."),
+        Key("kid_subset_size", Int(2), 100, "Samples per KID subset (capped at the smaller set)."),
     ),
 )
 

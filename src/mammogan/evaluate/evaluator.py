@@ -59,8 +59,6 @@ def _metric(name: str, reference: np.ndarray, test: np.ndarray, data_range: floa
 class Evaluator:
     def __init__(self, config: Config) -> None:
         self.config = config
-        if config.model.task != "srgan":
-            raise config.error("model", "task", "`evaluate` currently supports the SR task ('srgan') only")
         self.output_dir: Path = config.eval.output_dir
         self.scale = config.model.scale
 

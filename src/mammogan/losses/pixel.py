@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import tensorflow as tf
 
 from ..registry import LOSSES
@@ -23,15 +25,15 @@ def charbonnier(target: tf.Tensor, output: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(tf.square(target - output) + 1e-6)
 
 
-def pixel_loss_per_example(name: str, target: tf.Tensor, output: tf.Tensor, lesion_mask: tf.Tensor | None = None,
-                           lesion_weight: float = 1.0) -> tf.Tensor:
+def pixel_loss_per_example(loss: Callable[[tf.Tensor, tf.Tensor], tf.Tensor], target: tf.Tensor, output: tf.Tensor,
+                           lesion_mask: tf.Tensor | None = None, lesion_weight: float = 1.0) -> tf.Tensor:
     """Mean elementwise loss per example; lesion-mask pixels weigh `lesion_weight` times more.
 
     The weighting is calcification-aware training: tiny bright specks are a negligible share of the
     pixels, so without it the loss barely notices when they are blurred away. Weights are normalised
     so the loss scale does not depend on how much of a crop is lesion.
     """
-    error = LOSSES.get(name)(tf.cast(target, tf.float32), tf.cast(output, tf.float32))
+    error = loss(tf.cast(target, tf.float32), tf.cast(output, tf.float32))
     if lesion_mask is None or lesion_weight == 1.0:
         return tf.reduce_mean(error, axis=[1, 2, 3])
     weights = 1.0 + (lesion_weight - 1.0) * tf.cast(lesion_mask, tf.float32)

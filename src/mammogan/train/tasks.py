@@ -17,7 +17,7 @@ from ..config.loader import Config
 from ..data.patch_dataset import PatchSampler, load_patches
 from ..data.sr_dataset import CropSampler, load_split
 from ..losses import feature_matching_loss, gradient_penalty, pixel_loss_per_example
-from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS, TASKS
+from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS, LOSSES, TASKS
 from ..utils.logs import get_logger
 from .ema import EMA
 from .optimizers import build_optimizer
@@ -134,6 +134,7 @@ class SRGANTask(Task):
 
     def build(self) -> None:
         self.build_models()
+        self.pixel_loss = LOSSES.get(self.config.train.pixel_loss)  # resolved outside the traced step
 
     def start_phase(self, phase: str, first: bool) -> None:
         if phase == "gan" and first and self.ema is not None:
@@ -144,7 +145,7 @@ class SRGANTask(Task):
 
     def _pixel(self, hr: tf.Tensor, sr: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         cfg = self.config.train
-        return pixel_loss_per_example(cfg.pixel_loss, hr, sr, mask, cfg.lesion_weight)
+        return pixel_loss_per_example(self.pixel_loss, hr, sr, mask, cfg.lesion_weight)
 
     def train_step(self, phase: str) -> Callable:
         cfg = self.config.train
@@ -219,7 +220,7 @@ class PatchGANTask(Task):
     adds the gradient penalty and `n_critic` critic steps per generator step.
     """
 
-    monitor = "val/moment_distance"
+    monitor = "val/kid"
 
     def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
         super().__init__(config, strategy)
@@ -229,7 +230,9 @@ class PatchGANTask(Task):
         self.valid_images = load_patches(valid_dir, size) if valid_dir else self.train_images
         self.sampler = PatchSampler(self.train_images, config.dataset.augment_flips, config.train.seed)
         self.phases = [("gan", config.train.gan_steps)]
-        self.fixed_latents = _latents(config.train.tile_images * 4, config.model.latent_dim, config.train.seed + 1)
+        # One fixed latent batch: its first rows are the tile, all of it feeds the validation KID.
+        self.fixed_latents = _latents(max(64, config.train.tile_images * 4), config.model.latent_dim, config.train.seed + 1)
+        self.tile_count = config.train.tile_images * 4
         self.wasserstein = config.train.adversarial_loss == "wasserstein"
         self.critic_steps = config.train.n_critic if self.wasserstein else 1
         self.gp_weight = config.train.gp_weight if self.wasserstein else 0.0
@@ -285,10 +288,18 @@ class PatchGANTask(Task):
 
     def validate(self) -> dict[str, float]:
         from ..evaluate.comparison import moment_distance
+        from ..metrics.distribution import kid
+        from ..metrics.features import build_random_cnn
 
+        if not hasattr(self, "_extractor"):
+            # Untrained, seeded CNN: weight-free and offline; enough to rank epochs of one run.
+            self._extractor = build_random_cnn(seed=self.config.train.seed)
+            self._real_features = self._extractor.features(self.valid_images[..., None])
         fake = self.sample(self.fixed_latents)
-        return {"val/moment_distance": moment_distance(self.valid_images, fake),
+        fake_features = self._extractor.features(fake[..., None])
+        distance = kid(self._real_features, fake_features, subsets=20, subset_size=64, seed=0)
+        return {"val/kid": distance.mean, "val/moment_distance": moment_distance(self.valid_images, fake),
                 "val/fake_mean": float(fake.mean()), "val/fake_std": float(fake.std())}
 
     def write_tile(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
-        gan_tile(path, epoch, self.sample(self.fixed_latents), self.valid_images, metrics)
+        gan_tile(path, epoch, self.sample(self.fixed_latents[: self.tile_count]), self.valid_images, metrics)

@@ -98,6 +98,7 @@ class Trainer:
         total = sum(steps for _, steps in self.task.phases)
         step = int(self.step.numpy())
         if step == 0:
+            self.task.export(self.output_dir / "models" / "initial")  # the step-0 baseline for evaluation
             self._validate_and_record(epoch=0, losses={}, elapsed=0.0, images_per_s=0.0)
         stop_file = self.output_dir / STOP_FILE
         for phase, phase_start, phase_end in self._phase_ranges():
