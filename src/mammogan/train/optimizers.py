@@ -39,6 +39,12 @@ def adamw(learning_rate, config: Config) -> keras.optimizers.Optimizer:
     return keras.optimizers.AdamW(learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2)
 
 
+@OPTIMIZERS.register("sgd")
+def sgd(learning_rate, config: Config) -> keras.optimizers.Optimizer:
+    """Plain SGD with momentum beta_1 (0 gives updates proportional to the gradient)."""
+    return keras.optimizers.SGD(learning_rate, momentum=config.train.beta_1)
+
+
 @OPTIMIZERS.register("rmsprop")
 def rmsprop(learning_rate, config: Config) -> keras.optimizers.Optimizer:
     return keras.optimizers.RMSprop(learning_rate)

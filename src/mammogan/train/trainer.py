@@ -72,7 +72,7 @@ class Trainer:
                 checkpoint.restore(path).assert_existing_objects_matched()
                 log.info("Resumed from %s (step %d, epoch %d).", path, int(self.step.numpy()), int(self.epoch.numpy()))
                 return
-            except (tf.errors.OpError, ValueError, AssertionError) as error:
+            except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError) as error:
                 log.warning("Checkpoint %s is unreadable (%s); trying the previous one.", path, str(error).splitlines()[0])
         if manager.checkpoints:
             raise UserError(f"{self.output_dir / 'checkpoints'}: no readable checkpoint; use --restart to start over.")

@@ -1,0 +1,272 @@
+"""Memorisation / privacy check: how close is every synthetic image to its nearest training image?
+
+A synthetic patch that reproduces a patient's patch defeats the purpose of synthetic data. For each
+synthetic image the nearest training image is found under two similarities: SSIM (pixel structure)
+and the cosine of standardised feature vectors from a named extractor (content). Both searches cover
+the 8 flips and 90° rotations of every training image, because GAN training shows the generator each
+patch in those orientations (`augment_flips`), so a memorised patch can come back flipped. A sample
+is a near-copy when either similarity reaches its threshold. Copies shifted by a few pixels score
+high but below a copy's ~1: the pair PNGs are there to be looked at.
+
+Held-out real images (other patients), when given, go through the same search: their similarities
+show what "not a copy" looks like for this data and extractor (mammogram patches of smooth tissue
+resemble each other: SSIM 0.8+ between patients is common), and a flagged held-out image means the
+thresholds are too low.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from ..config.loader import Config
+from ..data.images import list_images, write_png
+from ..data.patch_dataset import load_patches
+from ..metrics.features import FeatureExtractor
+from ..metrics.full_reference import ssim
+from ..registry import FEATURE_EXTRACTORS
+from ..utils.io import atomic_write_text
+from ..utils.logs import get_logger
+
+log = get_logger("evaluate")
+ORIENTATIONS = ("identity", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270")
+PAIRS_FOLDER = "memorisation_pairs"
+PAIR_PANEL = 128  # minimum displayed side of each image in a pair PNG (nearest-neighbour upscaling)
+SSIM_BATCH = 1024
+SSIM_CANDIDATES = 32  # per query: most pixel-correlated (training image, orientation) pairs scored by SSIM
+
+
+def orient(images: np.ndarray, orientation: int) -> np.ndarray:
+    """(N, H, W) images in one of the 8 `ORIENTATIONS` (a left-right flip, then k × 90° rotations)."""
+    flipped = images[:, :, ::-1] if orientation >= 4 else images
+    return np.ascontiguousarray(np.rot90(flipped, orientation % 4, axes=(1, 2)))
+
+
+@dataclass(frozen=True)
+class Nearest:
+    """For each query image, its most similar training image under one similarity."""
+
+    similarity: np.ndarray  # (N,)
+    index: np.ndarray  # (N,) into the training set
+    orientation: np.ndarray  # (N,) into ORIENTATIONS: the training image was seen this way
+
+
+def _best(scores: np.ndarray) -> Nearest:
+    """scores (N, 8, M) → the maximum over orientations and training images per query."""
+    flat = scores.reshape(len(scores), -1)
+    best = flat.argmax(axis=1)
+    orientation, index = np.unravel_index(best, scores.shape[1:])
+    return Nearest(flat[np.arange(len(flat)), best].astype(np.float64), index, orientation)
+
+
+def _flat_unit(images: np.ndarray) -> np.ndarray:
+    """Images as zero-mean unit vectors, so their dot product is the Pearson correlation of the pixels."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    return _unit(flat - flat.mean(axis=1, keepdims=True))
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+
+
+def nearest_by_ssim(queries: np.ndarray, training: np.ndarray) -> Nearest:
+    """The SSIM-nearest training image (any orientation); `queries` (N, H, W), `training` (M, H, W) in [0, 1].
+
+    SSIM is computed exactly for the `SSIM_CANDIDATES` (image, orientation) candidates with the highest
+    pixel correlation with each query (a copy, flipped or rescaled in intensity, correlates ~1 and is
+    always among them); exhaustive SSIM would cost ~1 ms per pair on a CPU.
+    """
+    oriented = np.stack([orient(training, k) for k in range(len(ORIENTATIONS))])  # (8, M, H, W)
+    correlation = np.einsum("nd,omd->nom", _flat_unit(queries), np.stack([_flat_unit(o) for o in oriented]))
+    flat = correlation.reshape(len(queries), -1)
+    count = min(SSIM_CANDIDATES, flat.shape[1])
+    candidates = np.argpartition(-flat, count - 1, axis=1)[:, :count]  # (N, K) indices into (8, M)
+    pairs = oriented.reshape(-1, *training.shape[1:])[candidates.ravel()][..., None]
+    repeated = np.repeat(queries, count, axis=0)[..., None]
+    values = np.concatenate([
+        ssim(tf.constant(pairs[start : start + SSIM_BATCH]), tf.constant(repeated[start : start + SSIM_BATCH]), 1.0).numpy()
+        for start in range(0, len(pairs), SSIM_BATCH)
+    ]).reshape(len(queries), count)
+    scores = np.full(flat.shape, -np.inf)
+    np.put_along_axis(scores, candidates, values, axis=1)
+    return _best(scores.reshape(correlation.shape))
+
+
+def nearest_by_cosine(queries: np.ndarray, training: np.ndarray, extractor: FeatureExtractor) -> Nearest:
+    """The nearest training image (any orientation) by cosine similarity of standardised `extractor` features.
+
+    Features are standardised with the per-dimension mean and std of the training features, so the
+    directions every mammogram patch shares (which put raw cosines of unrelated patches above 0.99)
+    do not dominate.
+    """
+    training_features = np.stack([extractor.features(orient(training, k)[..., None]) for k in range(len(ORIENTATIONS))])
+    flat = training_features.reshape(-1, training_features.shape[-1])
+    mean, std = flat.mean(axis=0), flat.std(axis=0) + 1e-12
+    query_features = _unit((extractor.features(queries[..., None]) - mean) / std)
+    return _best(np.einsum("nd,omd->nom", query_features, _unit((training_features - mean) / std)))
+
+
+@dataclass(frozen=True)
+class SetResult:
+    """The nearest-training search for one set of images (synthetic, or held-out real)."""
+
+    label: str
+    names: list[str]
+    images: np.ndarray
+    ssim: Nearest
+    cosine: Nearest
+    near_copy: np.ndarray  # (N,) bool
+
+
+@dataclass(frozen=True)
+class MemorisationReport:
+    extractor: str
+    ssim_threshold: float
+    cosine_threshold: float
+    synthetic: SetResult
+    held_out: SetResult | None
+
+    @property
+    def near_copy(self) -> np.ndarray:
+        """Which synthetic images are near-copies of a training image."""
+        return self.synthetic.near_copy
+
+
+def _search(label: str, images: np.ndarray, names: Sequence[str], training: np.ndarray, extractor: FeatureExtractor,
+            ssim_threshold: float, cosine_threshold: float) -> SetResult:
+    by_ssim = nearest_by_ssim(images, training)
+    by_cosine = nearest_by_cosine(images, training, extractor)
+    near_copy = (by_ssim.similarity >= ssim_threshold) | (by_cosine.similarity >= cosine_threshold)
+    return SetResult(label, list(names), images, by_ssim, by_cosine, near_copy)
+
+
+def check_memorisation(
+    synthetic: np.ndarray,
+    synthetic_names: Sequence[str],
+    training: np.ndarray,
+    training_names: Sequence[str],
+    extractor: FeatureExtractor,
+    *,
+    ssim_threshold: float,
+    cosine_threshold: float,
+    output_dir: Path,
+    pairs: int,
+    held_out: np.ndarray | None = None,
+) -> MemorisationReport:
+    """Search, flag, and write `memorisation.csv`, `memorisation_summary.csv` and the `pairs` closest pairs.
+
+    Images are (N, H, W) floats in [0, 1], all of one size. `held_out` (real images of other patients)
+    is searched the same way as a reference; it never affects which synthetic images are flagged.
+    """
+    if len(synthetic) != len(synthetic_names) or len(training) != len(training_names):
+        raise ValueError("every synthetic and training image needs exactly one name")
+    thresholds = dict(ssim_threshold=ssim_threshold, cosine_threshold=cosine_threshold)
+    result = _search("synthetic", synthetic, synthetic_names, training, extractor, **thresholds)
+    reference = None
+    if held_out is not None:
+        names = [f"held_out_{index:05d}" for index in range(len(held_out))]
+        reference = _search("held_out_real", held_out, names, training, extractor, **thresholds)
+    report = MemorisationReport(extractor.name, ssim_threshold, cosine_threshold, result, reference)
+    _write_tables(report, list(training_names), output_dir)
+    _write_pairs(result, training, list(training_names), output_dir / PAIRS_FOLDER, pairs)
+    _log_summary(report, output_dir)
+    return report
+
+
+def _sets(report: MemorisationReport) -> list[SetResult]:
+    return [report.synthetic] + ([report.held_out] if report.held_out is not None else [])
+
+
+def _csv(rows: list[dict[str, object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
+    return buffer.getvalue()
+
+
+def _write_tables(report: MemorisationReport, training_names: list[str], output_dir: Path) -> None:
+    per_image, summary = [], []
+    for result in _sets(report):
+        for i, name in enumerate(result.names):
+            per_image.append({
+                "set": result.label, "image": name,
+                "ssim": float(result.ssim.similarity[i]), "ssim_nearest": training_names[result.ssim.index[i]],
+                "ssim_orientation": ORIENTATIONS[result.ssim.orientation[i]],
+                "cosine": float(result.cosine.similarity[i]), "cosine_nearest": training_names[result.cosine.index[i]],
+                "cosine_orientation": ORIENTATIONS[result.cosine.orientation[i]],
+                "near_copy": bool(result.near_copy[i]),
+            })
+        row: dict[str, object] = {"set": result.label, "extractor": report.extractor, "images": len(result.names),
+                                  "near_copies": int(result.near_copy.sum()), "ssim_threshold": report.ssim_threshold,
+                                  "cosine_threshold": report.cosine_threshold}
+        for measure, nearest in (("ssim", result.ssim), ("cosine", result.cosine)):
+            values = nearest.similarity
+            row.update({f"{measure}_median": float(np.median(values)), f"{measure}_p95": float(np.percentile(values, 95)),
+                        f"{measure}_max": float(values.max())})
+        summary.append(row)
+    atomic_write_text(output_dir / "memorisation.csv", _csv(per_image))
+    atomic_write_text(output_dir / "memorisation_summary.csv", _csv(summary))
+
+
+def _panel(image: np.ndarray) -> np.ndarray:
+    factor = max(1, math.ceil(PAIR_PANEL / image.shape[0]))
+    return np.kron(np.round(np.clip(image, 0, 1) * 255).astype(np.uint8), np.ones((factor, factor), np.uint8))
+
+
+def _write_pairs(result: SetResult, training: np.ndarray, training_names: list[str], folder: Path, count: int) -> None:
+    """Side by side: synthetic | nearest by SSIM | nearest by cosine (training images in the matched orientation).
+
+    The `count` pairs shown are the near-copies first, then the highest SSIM.
+    """
+    if folder.is_dir():
+        for old in folder.glob("*.png"):
+            old.unlink()
+    ranking = np.lexsort((-result.ssim.similarity, ~result.near_copy))[:count]
+    for rank, i in enumerate(ranking, 1):
+        panels = [result.images[i]] + [orient(training[nearest.index[i]][None], int(nearest.orientation[i]))[0]
+                                       for nearest in (result.ssim, result.cosine)]
+        scaled = [_panel(panel) for panel in panels]
+        gap = np.full((scaled[0].shape[0], 4), 255, np.uint8)
+        row = np.hstack([scaled[0], gap, scaled[1], gap, scaled[2]])
+        stem = Path(result.names[i]).stem
+        nearest_stem = Path(training_names[result.ssim.index[i]]).stem
+        write_png(folder / f"{rank:02d}_{stem}__{nearest_stem}.png", row)
+
+
+def _log_summary(report: MemorisationReport, output_dir: Path) -> None:
+    log.info("Memorisation check (%s features; near-copy: SSIM ≥ %g or cosine ≥ %g) → %s",
+             report.extractor, report.ssim_threshold, report.cosine_threshold, output_dir / "memorisation.csv")
+    for result in _sets(report):
+        log.info("  %-14s %3d of %3d near-copies   nearest-training SSIM median %.3f max %.3f   cosine median %.4f max %.4f",
+                 result.label, int(result.near_copy.sum()), len(result.names), np.median(result.ssim.similarity),
+                 result.ssim.similarity.max(), np.median(result.cosine.similarity), result.cosine.similarity.max())
+    if report.held_out is not None and report.held_out.near_copy.any():
+        log.warning("  %d held-out real images (other patients) are flagged too: the thresholds are too low for this data.",
+                    int(report.held_out.near_copy.sum()))
+
+
+def configured_extractor(config: Config) -> FeatureExtractor:
+    """The feature extractor named by [eval] feature_extractor (shared by evaluation and this check)."""
+    factory = FEATURE_EXTRACTORS.get(config.eval.feature_extractor, f"{config.path}: [eval] feature_extractor")
+    return factory(config.eval.extractor_weights, seed=config.train.seed)
+
+
+def check_against_training(config: Config, synthetic: np.ndarray, synthetic_names: Sequence[str], output_dir: Path,
+                           purpose: str, extractor: FeatureExtractor, held_out: np.ndarray | None = None) -> MemorisationReport:
+    """The check against [dataset] train_dir with the [eval] thresholds, as `evaluate` and `infer` run it."""
+    train_dir = config.need("dataset", "train_dir", purpose)
+    training = load_patches(train_dir, config.model.image_size)
+    # load_patches reads `images/` when present, in list_images order; name the patches the same way.
+    source = train_dir / "images" if (train_dir / "images").is_dir() else train_dir
+    training_names = [path.name for path in list_images(source)]
+    return check_memorisation(synthetic, synthetic_names, training, training_names, extractor,
+                              ssim_threshold=config.eval.near_copy_ssim, cosine_threshold=config.eval.near_copy_cosine,
+                              output_dir=output_dir, pairs=config.eval.comparison_crops, held_out=held_out)

@@ -1,0 +1,205 @@
+"""The generic Trainer's robustness: kill and resume, corrupt checkpoints, NaN guard, replicas, stop file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mammogan.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+MODEL = """
+[model]
+task = "srgan"
+generator = "srresnet"
+scale = 2
+filters = 8
+blocks = 1
+d_filters = 8
+d_blocks = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """The bundled sample prepared once (×2 pairs only) for every test here."""
+    root = tmp_path_factory.mktemp("prepared")
+    config = root / "prepare.config"
+    config.write_text(textwrap.dedent(f"""
+        [prepare]
+        kind = "mias"
+        input_dir = "{REPO / 'sample' / 'mias'}"
+        info_file = "{REPO / 'sample' / 'mias' / 'Info.txt'}"
+        output_dir = "./data"
+        bit_depth = 8
+        sr_scales = [2]
+        normal_patches_per_image = 0
+    """))
+    assert main(["prepare", str(config)]) == 0
+    return root / "data"
+
+
+def sr_config(folder: Path, data: Path, train: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "train_eval_infer.config"
+    path.write_text(MODEL + textwrap.dedent(f"""
+        [dataset]
+        train_dir = "{data / 'train'}"
+        valid_dir = "{data / 'valid'}"
+        lr_subdir = "lr_x2"
+        patch_size = 32
+        """) + "[train]\n" + textwrap.dedent(train))
+    return path
+
+
+def rows(run: Path) -> list[dict[str, str]]:
+    with (run / "output" / "train_metrics.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "mammogan", *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_sigkill_mid_run_then_resume_finishes_with_right_steps(prepared, tmp_path):
+    run = tmp_path / "run"
+    config = sr_config(run, prepared, """
+        batch_size = 4
+        pretrain_steps = 40
+        gan_steps = 20
+        steps_per_epoch = 5
+        ema_decay = 0.9
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen([sys.executable, "-m", "mammogan", "train", str(config)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = run / "output" / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if len(list(checkpoints.glob("ckpt-*.index"))) >= 2:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    killed_at = max(int(p.stem.split("-")[1]) for p in checkpoints.glob("ckpt-*.index"))
+    assert killed_at < 60, "the run finished before it could be killed; make it longer"
+
+    result = cli("train", str(config))
+    assert result.returncode == 0, result.stderr
+    assert f"Resumed from" in result.stderr
+    history = rows(run)
+    assert int(history[-1]["step"]) == 60
+    epochs = [int(r["epoch"]) for r in history]
+    assert epochs == sorted(set(epochs)) == list(range(len(epochs)))  # no epoch logged twice or lost
+    assert (run / "output" / "models" / "final" / "generator.keras").is_file()
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_previous(prepared, tmp_path):
+    run = tmp_path / "run"
+    config = sr_config(run, prepared, """
+        batch_size = 4
+        pretrain_steps = 10
+        gan_steps = 0
+        steps_per_epoch = 5
+        keep_checkpoints = 3
+    """)
+    assert main(["train", str(config)]) == 0
+    checkpoints = run / "output" / "checkpoints"
+    latest = sorted(checkpoints.glob("ckpt-10.data-*"))[0]
+    latest.write_bytes(latest.read_bytes()[:100])  # a partial write
+    config.write_text(config.read_text().replace("pretrain_steps = 10", "pretrain_steps = 15"))
+    result = cli("train", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "ckpt-10 is unreadable" in result.stderr and "Resumed from" in result.stderr and "ckpt-5" in result.stderr
+    assert int(rows(run)[-1]["step"]) == 15
+
+
+def test_nan_guard_stops_with_step_and_loss_and_keeps_checkpoints(prepared, tmp_path):
+    run = tmp_path / "run"
+    config = sr_config(run, prepared, """
+        batch_size = 4
+        pretrain_steps = 200
+        gan_steps = 0
+        steps_per_epoch = 2
+        optimizer = "sgd"
+        beta_1 = 0.0
+        g_learning_rate = 1e12
+    """)
+    result = cli("train", str(config))
+    assert result.returncode == 2
+    assert "Training diverged at step" in result.stderr and "loss pixel" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_stop_file_ends_training_cleanly(prepared, tmp_path):
+    run = tmp_path / "run"
+    config = sr_config(run, prepared, """
+        batch_size = 4
+        pretrain_steps = 50
+        gan_steps = 0
+        steps_per_epoch = 5
+    """)
+    (run / "output").mkdir(parents=True)
+    (run / "output" / "STOP").touch()
+    assert main(["train", str(config)]) == 0
+    assert int(rows(run)[-1]["step"]) == 5
+    assert (run / "output" / "models" / "final" / "generator.keras").is_file()
+
+
+REPLICA_SCRIPT = """
+import sys
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from mammogan.config import load_config
+from mammogan.train.trainer import Trainer
+
+weights = {}
+for path in sys.argv[1:]:
+    config = load_config(path)
+    trainer = Trainer(config)
+    assert trainer.strategy.num_replicas_in_sync == (2 if config.train.strategy == "mirrored" else 1)
+    trainer.fit(resume=False)
+    model = keras.models.load_model(config.train.output_dir / "models" / "final" / "generator.keras", compile=False)
+    initial = keras.models.load_model(config.train.output_dir / "models" / "initial" / "generator.keras", compile=False)
+    weights[path] = [w - i for w, i in zip(model.get_weights(), initial.get_weights())]
+one, two = weights.values()
+worst = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(one, two) if np.any(a))
+print("RELATIVE_DIFFERENCE", worst)
+"""
+
+
+def test_one_and_two_replicas_take_the_same_first_step(prepared, tmp_path):
+    """With SGD the first update is lr × gradient: a mirrored run on two logical CPUs must match one device."""
+    train = """
+        batch_size = 8
+        pretrain_steps = 1
+        gan_steps = 0
+        steps_per_epoch = 1
+        optimizer = "sgd"
+        beta_1 = 0.0
+        g_learning_rate = 0.01
+        ema_decay = 0
+    """
+    single = sr_config(tmp_path / "single", prepared, train + 'strategy = "default"\n')
+    mirrored = sr_config(tmp_path / "mirrored", prepared, train + 'strategy = "mirrored"\n')
+    script = tmp_path / "replicas.py"
+    script.write_text(REPLICA_SCRIPT)
+    result = subprocess.run([sys.executable, str(script), str(single), str(mirrored)], capture_output=True, text=True,
+                            timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    difference = float(result.stdout.split("RELATIVE_DIFFERENCE")[1])
+    assert difference < 1e-4
