@@ -106,3 +106,15 @@ def test_infer_keeps_bit_depth_and_scales(sr_run, tmp_path):
     for source, result in zip(inputs, outputs):
         lr, sr = read_image(source), read_image(result)
         assert sr.dtype == lr.dtype and sr.shape == (lr.shape[0] * 2, lr.shape[1] * 2)
+
+
+def test_on_the_fly_degradation_equals_prepared_pairs(sr_run):
+    """HR-only folders are degraded with the dataset's recorded degradation: identical to prepare's LR files."""
+    from mammogan.data.sr_dataset import load_split
+
+    train = sr_run.parents[1] / "dataset" / "S" / "train"
+    prepared = load_split(train, 2, "lr_x2", 0)
+    on_the_fly = load_split(train, 2, "", 0)
+    assert prepared.names == on_the_fly.names
+    for a, b in zip(prepared.lr, on_the_fly.lr):
+        assert a.shape == b.shape and np.array_equal(a, b)
