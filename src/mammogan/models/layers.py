@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 # The last conv of residual SR generators starts at zero, so an untrained generator outputs exactly
@@ -25,18 +26,49 @@ class DepthToSpace(keras.layers.Layer):
         return {**super().get_config(), "block": self.block}
 
 
+def _kernel_1d(scale: int, method: str) -> np.ndarray:
+    """(scale, 5) weights: output phase p of an integer upscale reads input offsets -2..2 (half-pixel centres).
+
+    Bicubic uses Keys' kernel with a = -0.5 and bilinear the triangle, exactly as MATLAB's imresize
+    does when enlarging, so an untrained residual generator reproduces the evaluation's bicubic baseline.
+    """
+    weights = np.zeros((scale, 5))
+    for phase in range(scale):
+        position = (phase + 0.5) / scale - 0.5  # input coordinate relative to the source pixel
+        for tap, offset in enumerate(range(-2, 3)):
+            distance = abs(position - offset)
+            if method == "bilinear":
+                weights[phase, tap] = max(0.0, 1.0 - distance)
+            elif distance <= 1:
+                weights[phase, tap] = 1.5 * distance**3 - 2.5 * distance**2 + 1
+            elif distance < 2:
+                weights[phase, tap] = -0.5 * distance**3 + 2.5 * distance**2 - 4 * distance + 2
+        weights[phase] /= weights[phase].sum()
+    return weights
+
+
 @keras.saving.register_keras_serializable(package="mammogan")
 class Upsample(keras.layers.Layer):
-    """Interpolating upsampling by an integer factor for any input size (global skip connections)."""
+    """Fixed bicubic/bilinear upsampling by an integer factor, as a convolution + depth-to-space.
+
+    Works for any input size and compiles with XLA (tf.image.resize's bicubic kernel does not).
+    Borders are mirrored like MATLAB's imresize.
+    """
 
     def __init__(self, scale: int, method: str = "bicubic", **kwargs) -> None:
         super().__init__(**kwargs)
+        if method not in ("bicubic", "bilinear"):
+            raise ValueError(f"method must be 'bicubic' or 'bilinear', got {method!r}")
         self.scale = scale
         self.method = method
+        weights = _kernel_1d(scale, method)
+        kernel = np.einsum("yi,xj->ijyx", weights, weights).reshape(5, 5, 1, scale * scale)
+        self._kernel = tf.constant(kernel, tf.float32)
 
     def call(self, inputs):
-        size = tf.shape(inputs)[1:3] * self.scale
-        return tf.cast(tf.image.resize(tf.cast(inputs, tf.float32), size, method=self.method), inputs.dtype)
+        padded = tf.pad(tf.cast(inputs, tf.float32), [[0, 0], [2, 2], [2, 2], [0, 0]], mode="SYMMETRIC")
+        phases = tf.nn.conv2d(padded, self._kernel, strides=1, padding="VALID")
+        return tf.cast(tf.nn.depth_to_space(phases, self.scale), inputs.dtype)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "scale": self.scale, "method": self.method}
