@@ -203,3 +203,42 @@ def test_one_and_two_replicas_take_the_same_first_step(prepared, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     difference = float(result.stdout.split("RELATIVE_DIFFERENCE")[1])
     assert difference < 1e-4
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_two_local_processes(prepared, tmp_path):
+    """MultiWorkerMirroredStrategy with two worker processes on 127.0.0.1: both finish; only the chief writes."""
+    import json
+
+    run = tmp_path / "run"
+    config = sr_config(run, prepared, """
+        batch_size = 4
+        pretrain_steps = 4
+        gan_steps = 2
+        steps_per_epoch = 3
+        strategy = "multi_worker"
+    """)
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": tf_config}
+        processes.append(subprocess.Popen([sys.executable, "-m", "mammogan", "train", str(config)], env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=400)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], outputs[1][-3000:] + outputs[0][-3000:]
+    history = rows(run)
+    assert int(history[-1]["step"]) == 6
+    assert (run / "output" / "models" / "final" / "generator.keras").is_file()
+    assert not (run / "output" / ".worker_checkpoints" / "1").exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,15 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Only the chief writes files; other multi-worker processes save checkpoints to a scratch folder."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0
+                                             and "chief" not in resolver.cluster_spec().as_dict())
+
+
 def configure_devices() -> None:
     """Let TensorFlow grow GPU memory as needed instead of grabbing it all (no-op on CPU)."""
     for gpu in tf.config.list_physical_devices("GPU"):
@@ -57,12 +67,16 @@ class Trainer:
         keras.mixed_precision.set_global_policy("mixed_float16" if config.train.mixed_precision else "float32")
         self.strategy = make_strategy(config.train.strategy)
         self.task = TASKS.get(config.model.task, f"{config.path}: [model] task")(config, self.strategy)
+        self.is_chief = is_chief(self.strategy)
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        worker = resolver.task_id if resolver is not None and resolver.task_type else 0
+        self.checkpoint_dir = self.output_dir / "checkpoints" if self.is_chief else self.output_dir / ".worker_checkpoints" / str(worker)
 
     # ---------------------------------------------------------------- checkpoints
     def _checkpoint(self) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
         checkpoint = tf.train.Checkpoint(step=self.step, epoch=self.epoch, best=self.best, stale=self.stale,
                                          **self.task.checkpoint_objects())
-        manager = tf.train.CheckpointManager(checkpoint, self.output_dir / "checkpoints", max_to_keep=self.config.train.keep_checkpoints)
+        manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=self.config.train.keep_checkpoints)
         return checkpoint, manager
 
     def _restore(self, checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> None:
@@ -81,8 +95,9 @@ class Trainer:
     def fit(self, resume: bool = True) -> dict[str, float]:
         cfg = self.config.train
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        add_log_file(self.output_dir, "train.log")
-        write_resolved_config(self.config, self.output_dir)
+        if self.is_chief:
+            add_log_file(self.output_dir, "train.log")
+            write_resolved_config(self.config, self.output_dir)
         keras.utils.set_random_seed(cfg.seed)
         with self.strategy.scope():
             self.task.build()
@@ -98,7 +113,8 @@ class Trainer:
         total = sum(steps for _, steps in self.task.phases)
         step = int(self.step.numpy())
         if step == 0:
-            self.task.export(self.output_dir / "models" / "initial")  # the step-0 baseline for evaluation
+            if self.is_chief:
+                self.task.export(self.output_dir / "models" / "initial")  # the step-0 baseline for evaluation
             self._validate_and_record(epoch=0, losses={}, elapsed=0.0, images_per_s=0.0)
         stop_file = self.output_dir / STOP_FILE
         for phase, phase_start, phase_end in self._phase_ranges():
@@ -168,17 +184,18 @@ class Trainer:
         metrics = self.task.validate()
         row = {"epoch": epoch, "step": int(self.step.numpy()), "seconds": round(elapsed, 3),
                "images_per_s": round(images_per_s, 2), **losses, **metrics}
-        self._append_csv(row)
-        self._tensorboard(row)
-        tiles = self.output_dir / "epoch_tiles"
-        self.task.write_tile(tiles / f"epoch_{epoch:04d}.png", epoch, metrics)
+        if self.is_chief:  # every worker validates (same weights, same decisions); one writes
+            self._append_csv(row)
+            self._tensorboard(row)
+            self.task.write_tile(self.output_dir / "epoch_tiles" / f"epoch_{epoch:04d}.png", epoch, metrics)
         monitored = metrics[self.task.monitor]
         value = monitored if self.task.monitor_mode == "min" else -monitored
         improved = value < float(self.best.numpy())
         if improved:
             self.best.assign(value)
             self.stale.assign(0)
-            self.task.export(self.output_dir / "models" / "best")
+            if self.is_chief:
+                self.task.export(self.output_dir / "models" / "best")
             log.info("  validation %s = %.4f (best so far; saved models/best)", self.task.monitor, monitored)
         elif epoch > 0:
             self.stale.assign_add(1)
@@ -216,6 +233,9 @@ class Trainer:
         self._writer.flush()
 
     def _finish(self) -> dict[str, float]:
+        if not self.is_chief:
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+            return {"step": float(self.step.numpy())}
         self.task.export(self.output_dir / "models" / "final")
         sheet = write_contact_sheet(sorted((self.output_dir / "epoch_tiles").glob("epoch_*.png")), self.output_dir / "epoch_tiles.gif")
         log.info("Training finished at step %d. Run folder: %s", int(self.step.numpy()), self.output_dir)
