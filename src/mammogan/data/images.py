@@ -21,12 +21,21 @@ def list_images(folder: Path, suffixes: tuple[str, ...] = RASTER_SUFFIXES) -> li
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
 
 
+def _decode(path: Path, what: str) -> np.ndarray:
+    """Decode any raster file at its stored depth; unreadable files become a DataError naming them."""
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what}: {exc.strerror or exc}.") from None
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if decoded is None:
+        raise DataError(f"{path}: not a readable {what} (expected PNG, PGM, JPEG, TIFF or BMP).")
+    return decoded
+
+
 def read_image(path: Path) -> np.ndarray:
     """A 2-D uint8 or uint16 array; colour files are reduced to grey (equal channels are taken as is)."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if image is None:
-        raise DataError(f"{path}: not a readable image (expected PNG, PGM, JPEG, TIFF or BMP).")
+    image = _decode(path, "image")
     if image.ndim == 3:
         if image.shape[2] == 4:
             image = image[:, :, :3]
@@ -49,10 +58,7 @@ def _to_uint16(image: np.ndarray, path: Path) -> np.ndarray:
 
 def read_mask(path: Path) -> np.ndarray:
     """A uint8 label mask; colour masks (e.g. red circles) are thresholded on their brightest channel."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    mask = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if mask is None:
-        raise DataError(f"{path}: not a readable mask image.")
+    mask = _decode(path, "mask")
     if mask.ndim == 3:
         mask = mask[:, :, :3].max(axis=2)
     if mask.dtype != np.uint8:
