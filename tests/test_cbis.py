@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import pickle
 import re
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ import cv2
 import numpy as np
 import pytest
 
+from mammogan.data import cbis
 from mammogan.data.cbis import case_description_files, read_case_descriptions
 from mammogan.data.images import read_mask
 
@@ -115,7 +117,7 @@ def _expected(mask: np.ndarray, record: dict) -> np.ndarray:
     return cv2.resize(crop, size, interpolation=cv2.INTER_AREA)[:height, :width] >= 0.5
 
 
-def test_prepare_cbis_end_to_end(tables, tmp_path, run_prepare, write_dicom, synthetic_breast):
+def test_prepare_cbis_end_to_end(tables, tmp_path, run_prepare, write_dicom, synthetic_breast, monkeypatch):
     root = tmp_path / "images"
     metadata = tmp_path / "tables"
     metadata.mkdir()
@@ -160,7 +162,15 @@ def test_prepare_cbis_end_to_end(tables, tmp_path, run_prepare, write_dicom, syn
     _write(root / _png(mlo[1]["cropped image file path"]), (cropped >> 4).astype(np.uint8), write_dicom)
     # Mass-Test_P_00016_LEFT_MLO (D) has no image at all.
 
-    code, out = run_prepare(tmp_path / "p.config", kind="cbis", input_dir="images", metadata_file="tables",
+    # Listing the sources reads no mask pixels: the worker preparing an image reads its ROI masks.
+    read: list[Path] = []
+    monkeypatch.setattr(cbis, "_stored_pixels", read.append)
+    sources, _ = cbis.source_images(root, read_case_descriptions(case_description_files(metadata)))
+    assert read == [] and len(sources) == 3 and all(s.lesions == [] and s.lesion_reader for s in sources)
+    assert pickle.loads(pickle.dumps(sources[0])).lesion_reader == sources[0].lesion_reader  # goes to a worker process
+    monkeypatch.undo()
+
+    code, out = run_prepare(tmp_path / "p.config", kind="cbis", input_dir="images", metadata_file="tables", workers=2,
                             sr_scales=[], normal_patches_per_image=0, patch_size=32, split_ratios=[1.0, 0.0, 0.0])
     assert code == 0
     report = json.loads((out / "match_report.json").read_text())

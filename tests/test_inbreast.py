@@ -192,6 +192,7 @@ def test_file_names_and_matching():
 # --- end to end: `mammogan prepare` with kind = "inbreast" ------------------------------------------------------
 
 WIDTH, HEIGHT, SPACING_MM = 2560, 3328, 0.07  # an INbreast pixel grid
+BROKEN = "22614074"  # annotated, but its file cannot be decoded
 IMAGES = {  # file id → (laterality, patient hash); 22678622 is a normal image without XML
     "20587148": ("R", "aa11bb22cc33dd44"),
     "22678622": ("R", "aa11bb22cc33dd44"),
@@ -228,9 +229,10 @@ def test_prepare_inbreast_end_to_end(inbreast, tmp_path, run_prepare, write_dico
         write_dicom(tmp_path / "in" / f"{file_id}_{patient_hash}_MG_{side}_CC_ANON.dcm", pixels,
                     ImageLaterality=side, ViewPosition="CC", PixelSpacing=[SPACING_MM, SPACING_MM])
     cv2.imwrite(str(tmp_path / "in" / "scout.png"), np.zeros((8, 8), np.uint8))
+    (tmp_path / "in" / f"{BROKEN}_0123456789abcdef_MG_R_CC_ANON.dcm").write_bytes(b"not a DICOM file")  # annotated, undecodable
     code, out = run_prepare(tmp_path / "p.config", kind="inbreast", input_dir="in",
                             annotations_dir=str(inbreast / "AllXML"), metadata_file=str(inbreast / "INbreast.xls"),
-                            max_size=1024, point_radius=1.0, point_radius_unit="mm",
+                            max_size=1024, point_radius=1.0, point_radius_unit="mm", on_error="skip",
                             sr_scales=[2], normal_patches_per_image=0, split_ratios=[0.5, 0.5, 0.0])
     assert code == 0
 
@@ -239,10 +241,10 @@ def test_prepare_inbreast_end_to_end(inbreast, tmp_path, run_prepare, write_dico
         {k: len(v) for k, v in EXPECTED_ROIS.items() if (inbreast / "AllXML" / f"{k}.xml").is_file()}
     merged = json.loads((out / "merged_data.json").read_text())
     assert len(merged) == 410 and merged["20587148"]["findings"]["micros"] is True
-    report = json.loads((out / "match_report.json").read_text())
-    assert sorted(report["matched"]) == sorted(IMAGES)
+    report = json.loads((out / "match_report.json").read_text())  # input files, before preparing
+    assert sorted(report["matched"]) == sorted([*IMAGES, BROKEN])
     assert report["images_without_annotations"] == ["22678622_aa11bb22cc33dd44_MG_R_CC_ANON.dcm"]
-    assert report["annotations_without_images"] == sorted(set(annotations) - set(IMAGES))
+    assert report["annotations_without_images"] == sorted(set(annotations) - set(IMAGES) - {BROKEN})
     assert report["unrecognised_images"] == ["scout.png"] and report["annotation_problems"] == []
 
     records = {i: json.loads((out / ".records" / f"{i}.json").read_text()) for i in IMAGES}
@@ -251,11 +253,13 @@ def test_prepare_inbreast_end_to_end(inbreast, tmp_path, run_prepare, write_dico
     assert records["20587148"]["flipped"] and not records["50998634"]["flipped"]
     assert records["20587148"]["metadata"]["birads"] == "2" and records["22678622"]["lesions"] == []
 
-    # matchPNG on the prepared PNGs: every written image links back to its entry.
-    pngs = list(out.glob("*/images/*.png"))
-    png_report, _ = match_images(pngs, merged)
-    assert sorted(png_report.matched) == sorted(IMAGES)
-    assert [Path(p).stem for p in png_report.images_without_annotations] == ["22678622"]
+    # matchPNG after the run: every prepared PNG links back to its entry; the file that failed is reported.
+    png_report = json.loads((out / "match_png.json").read_text())
+    assert png_report["matched"] == {i: f"{i}.png" for i in sorted(IMAGES)}
+    assert png_report["images_without_annotations"] == ["22678622.png"]
+    assert png_report["annotations_without_images"] == sorted(set(annotations) - set(IMAGES))  # BROKEN included
+    assert BROKEN in png_report["annotations_without_images"] and png_report["unrecognised_images"] == []
+    assert match_images(list(out.glob("*/images/*.png")), merged)[0].as_dict() == png_report
 
     for file_id, classes, minimum_iou in (("20587148", {"calcification"}, 0.7), ("50998634", {"other"}, 0.9),
                                           ("50998634", {"calcification"}, 0.6)):

@@ -33,14 +33,23 @@ def _augment(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .registry import BENCHMARKS
+
+    config = _load(args.config)
+    if config.model.task in BENCHMARKS:  # a whole experiment (e.g. "utility"), not a Trainer task
+        return BENCHMARKS.get(config.model.task)(config).run()
     from .train.trainer import Trainer
 
-    Trainer(_load(args.config)).fit(resume=not args.restart)
+    Trainer(config).fit(resume=not args.restart)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from .registry import BENCHMARKS
+
     config = _load(args.config)
+    if config.model.task in BENCHMARKS:
+        return BENCHMARKS.get(config.model.task)(config).summarise()
     if config.model.task == "srgan":
         from .evaluate.evaluator import Evaluator
 

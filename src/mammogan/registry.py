@@ -1,7 +1,8 @@
 """Name → callable registries, so a config string picks a class without `eval`.
 
 Each kind of pluggable thing (generator, discriminator, loss, metric, optimizer, dataset,
-augmentation, task, feature extractor) has one `Registry`. Modules register with a decorator::
+augmentation, task, feature extractor, classifier, benchmark) has one `Registry`. Modules register
+with a decorator::
 
     @GENERATORS.register("srresnet")
     def build_srresnet(...): ...
@@ -32,6 +33,8 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     "degradation": ("mammogan.data.degradation",),
     "prepare_kind": ("mammogan.prepare.sources",),
     "feature_extractor": ("mammogan.metrics.features",),
+    "classifier": ("mammogan.utility.classifier",),
+    "benchmark": ("mammogan.utility",),
 }
 
 
@@ -96,6 +99,10 @@ AUGMENTATIONS = Registry("augmentation")
 DEGRADATIONS = Registry("degradation")
 PREPARE_KINDS = Registry("prepare_kind")
 FEATURE_EXTRACTORS = Registry("feature_extractor")
+CLASSIFIERS = Registry("classifier")
+# Experiments that `mammogan train` runs instead of the Trainer when [model] task names them
+# (TASKS holds only Trainer tasks).
+BENCHMARKS = Registry("benchmark")
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
@@ -112,5 +119,7 @@ REGISTRIES: dict[str, Registry] = {
         DEGRADATIONS,
         PREPARE_KINDS,
         FEATURE_EXTRACTORS,
+        CLASSIFIERS,
+        BENCHMARKS,
     )
 }

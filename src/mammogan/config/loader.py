@@ -133,9 +133,10 @@ def _default(default: Any, value_type: Any, base_dir: Path) -> Any:
 
 def _check_names(value_type: Any, value: Any, where: str) -> None:
     if isinstance(value_type, Name):
-        registry = REGISTRIES[value_type.registry]
-        if value not in registry:
-            raise ConfigError(unknown_name_message(registry.kind, value, registry.names(), where))
+        registries = [REGISTRIES[kind] for kind in value_type.registries]
+        if not any(value in registry for registry in registries):
+            known = sorted(name for registry in registries for name in registry.names())
+            raise ConfigError(unknown_name_message(" or ".join(value_type.registries), value, known, where))
     elif isinstance(value_type, ListOf):
         for item in value:
             _check_names(value_type.item, item, where)

@@ -46,7 +46,7 @@ PREPARE = Section(
         Key("orientation", Str(("left", "right", "none")), "left", "Flip every breast so its chest wall is on this side ('none' keeps the input)."),
         Key("crop_breast", Bool(), True, "Crop to the largest bright connected component (removes background and burned-in labels)."),
         Key("clear_background", Bool(), True, "Set pixels outside the (slightly dilated) breast region to 0, erasing burned-in labels inside the crop box."),
-        Key("crop_threshold", Float(0.0, 1.0), 0.08, "Breast/background threshold as a fraction of the image's intensity range."),
+        Key("crop_threshold", Float(0.0, 1.0), 0.08, "Breast/background threshold as a fraction of the image's intensity range (digitised films with a grey background use the level between background and tissue instead)."),
         Key("crop_margin", Int(0), 8, "Pixels kept around the breast bounding box."),
         Key("max_size", Int(0), 0, "Resize so the longest side is at most this many pixels after cropping (0 keeps the size)."),
         Key("point_radius", Float(0.0), 3.0, "Radius of the disk drawn for single-point ROIs (typical for micro-calcifications)."),
@@ -54,13 +54,14 @@ PREPARE = Section(
         Key("split_ratios", ListOf(Float(0.0, 1.0), 3), [0.7, 0.15, 0.15], "Train/valid/test fractions, split by patient/source image before any augmentation."),
         Key("seed", Int(0), 42, "Seed of the split and of patch sampling."),
         Key("sr_scales", ListOf(Int(2, 8)), [2, 4], "Upscaling factors for which LR counterparts are written."),
+        Key("sr_patch_size", Int(0), 0, "Also write fixed-size SR pairs: HR patches of this side (a multiple of every sr_scale) tiled over the breast, in `<split>/sr_patches_x<scale>/{images,lr}` (0: whole images only)."),
         Key("degradation", Name("degradation"), "bicubic", "How LR images are made from HR: a registered degradation."),
         Key("blur_sigma", Float(0.0), 0.0, "Gaussian blur sigma (in HR pixels) for the `gaussian` degradation; 0 derives it from the scale."),
         Key("noise_std", Float(0.0), 0.0, "Std of Gaussian noise added to LR images, as a fraction of the full range."),
         Key("patch_size", Int(16), 64, "Side of the GAN patches cut around lesions and from healthy tissue."),
         Key("patch_zooms", ListOf(Float(0.1, 16.0), 1), [1.0, 2.0], "Context zoom levels for lesion patches (1 = patch_size around the centre, 2 = twice the context, resized)."),
         Key("normal_patches_per_image", Int(0), 4, "Healthy-tissue patches sampled inside the breast of each image."),
-        Key("min_breast_fraction", Float(0.0, 1.0), 0.9, "Fraction of a healthy patch that must lie inside the breast mask."),
+        Key("min_breast_fraction", Float(0.0, 1.0), 0.9, "Fraction of a healthy GAN patch or an SR patch that must lie inside the breast mask."),
         Key("pseudonym_key_file", PathValue(), None, "Secret key for pseudonymous DICOM patient ids (created if missing; default <output_dir>/.pseudonym_key - keep it private)."),
         Key("workers", Int(1), 1, "Processes used to prepare images in parallel."),
         Key("overwrite", Bool(), False, "Redo outputs that already exist (otherwise finished images are skipped)."),
@@ -87,7 +88,7 @@ MODEL = Section(
     "model",
     "Networks, picked from the registries by name.",
     (
-        Key("task", Name("task"), "srgan", "What is trained: a registered task ('srgan', 'dcgan', ...)."),
+        Key("task", Name("task", also=("benchmark",)), "srgan", "What is trained: a registered Trainer task ('srgan', 'dcgan', ...), or a benchmark ('utility') that `train` runs instead."),
         Key("generator", Name("generator"), "srresnet", "Generator architecture (registered name)."),
         Key("discriminator", Name("discriminator"), "vgg", "Discriminator architecture (registered name)."),
         Key("scale", Int(2, 8), 2, "SR upscaling factor (2 or 4; powers of two use depth-to-space steps)."),
@@ -148,12 +149,14 @@ EVAL = Section(
         Key("border_crop", Int(0), 0, "Pixels removed from each border before computing metrics."),
         Key("metrics", ListOf(Name("metric"), 1), ["psnr", "ssim"], "Full-reference metrics computed (registered names)."),
         Key("roi_margin", Int(0), 16, "Context kept around lesion masks for the in-lesion metrics."),
-        Key("comparison_crops", Int(0), 4, "Side-by-side comparison PNGs written (0: none)."),
+        Key("comparison_crops", Int(0), 4, "Side-by-side comparison PNGs written: SR crops, or the closest synthetic/training pairs of the memorisation check (0: none)."),
         Key("num_samples", Int(2), 256, "Synthetic GANs: generated samples compared with the real test patches."),
         Key("feature_extractor", Name("feature_extractor"), "random_cnn", "Features for KID/precision/recall: 'inception' (local ImageNet weights), 'domain' (a classifier trained on real patches) or 'random_cnn' (seeded, untrained; reported as such)."),
         Key("extractor_weights", PathValue(), None, "Weights file of the feature extractor (InceptionV3 .h5, or the domain classifier .keras)."),
         Key("kid_subsets", Int(1), 50, "Random subsets over which KID's mean and std are computed."),
         Key("kid_subset_size", Int(2), 100, "Samples per KID subset (capped at the smaller set)."),
+        Key("near_copy_ssim", Float(0.0, 1.0), 0.95, "Memorisation check: a synthetic image is a near-copy when its SSIM with a training image (in any flip/90° rotation) reaches this."),
+        Key("near_copy_cosine", Float(0.0, 1.0), 0.998, "Memorisation check: ... also when the cosine similarity of its standardised feature_extractor features with a training image's reaches this."),
     ),
 )
 
@@ -168,6 +171,7 @@ INFER = Section(
         Key("tile_batch", Int(1), 4, "Tiles run through the generator at once."),
         Key("num_samples", Int(1), 16, "Synthetic GANs: images sampled."),
         Key("seed", Int(0), 7, "Synthetic GANs: seed of the sampled latents."),
+        Key("reject_near_copies", Bool(), False, "Synthetic GANs: leave out samples the memorisation check flags against [dataset] train_dir ([eval] thresholds and extractor); the manifest lists them."),
     ),
 )
 
@@ -203,4 +207,23 @@ GENERATOR = Section(
     ),
 )
 
-SECTIONS: dict[str, Section] = {s.name: s for s in (PREPARE, DATASET, MODEL, TRAIN, EVAL, INFER, GENERATOR)}
+UTILITY = Section(
+    "utility",
+    "Downstream-utility benchmark (`[model] task = \"utility\"`; `train` runs it, `evaluate` re-summarises): a lesion-vs-normal "
+    "patch classifier trained from scratch on real / real + traditional augmentation / real + synthetic / all three, tested on "
+    "real [dataset] test_dir patches only. Real labels come from the `metadata.csv` beside the patch splits; patches are read at "
+    "[model] image_size; [train] output_dir, batch_size are used.",
+    (
+        Key("augmented_dir", PathValue(), None, "Output of `mammogan augment` run on the patch splits (its `train/images` and `augmentation.csv`); each augmented patch takes its source patch's label."),
+        Key("synthetic_dir", PathValue(), None, "Output folder of a GAN `infer` run (`images/`, `manifest.csv`, `resolved.config`)."),
+        Key("synthetic_ratio", Float(0.0), 1.0, "Synthetic images added per real training patch (rounded; the folder must hold enough)."),
+        Key("synthetic_class", Str(("lesion", "normal")), None, "Label of the synthetic images: the class of the patches the (unconditional) GAN was trained on."),
+        Key("classifier", Name("classifier"), "small_resnet", "Patch classifier trained from scratch (registered name)."),
+        Key("filters", Int(1), 16, "Filters of the classifier's first stage, doubled at each later stage (small_resnet: a multiple of 4)."),
+        Key("epochs", Int(1), 30, "Training epochs per run; the weights of the epoch with the lowest class-balanced [dataset] valid_dir loss are tested."),
+        Key("learning_rate", Float(0.0), 1e-3, "Adam learning rate of the classifier."),
+        Key("seeds", ListOf(Int(0), 1), [1, 2, 3], "One run per seed and arm; a seed fixes the initial weights and batch order, identical across arms (paired comparison)."),
+    ),
+)
+
+SECTIONS: dict[str, Section] = {s.name: s for s in (PREPARE, DATASET, MODEL, TRAIN, EVAL, INFER, GENERATOR, UTILITY)}

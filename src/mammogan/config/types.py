@@ -123,9 +123,14 @@ class Str(ValueType):
 
 @dataclass(frozen=True)
 class Name(ValueType):
-    """A string that must name an entry of a registry (checked by the loader)."""
+    """A string that must name an entry of a registry, or of one of the `also` registries (checked by the loader)."""
 
     registry: str
+    also: tuple[str, ...] = ()
+
+    @property
+    def registries(self) -> tuple[str, ...]:
+        return (self.registry, *self.also)
 
     def parse(self, value: Any, base_dir: Path) -> str:
         if not isinstance(value, str):
@@ -133,7 +138,7 @@ class Name(ValueType):
         return value
 
     def describe(self) -> str:
-        return f"a registered {self.registry} name"
+        return f"a registered {' or '.join(self.registries)} name"
 
 
 @dataclass(frozen=True)

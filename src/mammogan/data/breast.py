@@ -30,23 +30,71 @@ class Box:
 
 
 def breast_mask(image: np.ndarray, threshold_fraction: float) -> np.ndarray:
-    """The largest connected bright region (the breast); labels and markers are smaller and dropped."""
-    low, high = float(image.min()), float(image.max())
-    threshold = low + threshold_fraction * (high - low)
-    binary = (image > threshold).astype(np.uint8)
-    # Opening detaches thin bridges between the breast and burned-in labels before labelling.
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, kernel)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    if count <= 1:
-        return np.ones_like(binary, dtype=bool)
-    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    region = labels == largest
+    """The breast: the largest bright region once labels, markers and film-edge bands are removed.
+
+    The threshold is `threshold_fraction` of the intensity range above the minimum, which suits the
+    black background of digital mammograms. Digitised films have a grey, uneven background instead
+    (the minimum is a redaction block or a hole), so when most of the darker Otsu class lies above
+    that threshold, the level halfway between the background's median and Otsu's threshold is used.
+    """
+    step = max(1, min(image.shape) // 1024)  # the coarse steps run on a grid of about 1024 pixels
+    threshold = _threshold(image, image[::step, ::step], threshold_fraction)
+    binary = image > threshold
+    coarse = binary[::step, ::step]
+    # An opening by a disk ~3% of the image wide, with everything outside the image counted as
+    # background, detaches labels and thin bright bands along the film edges from the breast.
+    radius = max(2.0, 0.015 * min(coarse.shape))
+    core = _largest_component(_within(_eroded(coarse, radius), radius))
+    if not core.any():  # nothing survives the opening: a small or thin breast
+        core = _largest_component(coarse)
+        if not core.any():
+            return np.ones(image.shape, dtype=bool)
+    # Give back the breast outline the opening rounded off (skin line, nipple), but nothing further away.
+    near = _within(core, 2 * radius).astype(np.uint8)
+    if step > 1:
+        near = cv2.resize(near, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+    region = _largest_component(binary & near.astype(bool))
     # Fill holes so dark fatty tissue inside the breast counts as breast.
     filled = region.astype(np.uint8)
     contours, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     return filled.astype(bool)
+
+
+def _threshold(image: np.ndarray, sample: np.ndarray, fraction: float) -> float:
+    """Breast/background level of `image`; the Otsu split is computed on `sample`, a subsampled copy."""
+    low, high = float(image.min()), float(image.max())
+    threshold = low + fraction * (high - low)
+    if high <= low:
+        return threshold
+    levels = np.round((sample - low) / (high - low) * 255).astype(np.uint8)
+    otsu_level, _ = cv2.threshold(levels, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    otsu = low + otsu_level / 255 * (high - low)
+    dark = sample[sample <= otsu]
+    if dark.size and float(np.percentile(dark, 25)) > threshold:  # grey background: a digitised film
+        return (float(np.median(dark)) + otsu) / 2
+    return threshold
+
+
+def _eroded(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Pixels farther than `radius` from the background and from the image border."""
+    distance = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, cv2.DIST_MASK_5)
+    return distance[1:-1, 1:-1] > radius
+
+
+def _within(mask: np.ndarray, radius: float) -> np.ndarray:
+    """Pixels at most `radius` from `mask` (a dilation by a disk, fast for large radii)."""
+    if not mask.any():
+        return mask.astype(bool)
+    return cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5) <= radius
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected component of `mask` (all False when the mask is empty)."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(mask.shape, dtype=bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
 def crop_box(mask: np.ndarray, margin: int) -> Box:

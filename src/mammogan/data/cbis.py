@@ -159,18 +159,6 @@ def _stored_pixels(path: Path) -> np.ndarray:
     return read_image(path)
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file; DICOM sizes come from the header alone."""
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        try:
-            header = pydicom.dcmread(path, stop_before_pixels=True)
-            return int(header.Columns), int(header.Rows)
-        except _DICOM_ERRORS as exc:
-            raise DataError(f"{path}: cannot read the DICOM header ({type(exc).__name__}: {exc}).") from None
-    height, width = read_image(path).shape
-    return width, height
-
-
 def _binary(pixels: np.ndarray) -> np.ndarray | None:
     """The foreground of a two-valued image, None for a greyscale picture (a cropped lesion image)."""
     if pixels.ndim != 2:
@@ -193,10 +181,10 @@ def mask_lesions(mask: np.ndarray, size: tuple[int, int], abnormality: Abnormali
     return lesions
 
 
-def _roi_lesions(tree: CbisTree, abnormality: Abnormality, size: tuple[int, int]) -> tuple[list[Lesion], str | None]:
+def _roi_lesions(candidates: tuple[Path, ...], abnormality: Abnormality, size: tuple[int, int]) -> tuple[list[Lesion], str | None]:
     """Lesions from the abnormality's ROI mask, preferring a mask of the image's size; or why there are none."""
     masks = []
-    for path in tree.roi_candidates(abnormality):
+    for path in candidates:
         try:
             binary = _binary(_stored_pixels(path))
         except DataError as problem:
@@ -212,6 +200,26 @@ def _roi_lesions(tree: CbisTree, abnormality: Abnormality, size: tuple[int, int]
     return mask_lesions(binary, size, abnormality), None
 
 
+@dataclass(frozen=True)
+class RoiLesionReader:
+    """Reads one image's ROI masks into lesions. Picklable, so the worker preparing the image reads them
+    (mask files are as large as the mammogram) instead of the main process before any work starts."""
+
+    abnormalities: tuple[Abnormality, ...]
+    candidates: tuple[tuple[Path, ...], ...]  # possible mask files of each abnormality
+
+    def __call__(self, size: tuple[int, int]) -> tuple[list[Lesion], list[str]]:
+        lesions, problems = [], []
+        for abnormality, candidates in zip(self.abnormalities, self.candidates):
+            found, problem = _roi_lesions(candidates, abnormality, size)
+            if problem:
+                problems.append(problem)
+                found = [Lesion(_CLASSES[abnormality.abnormality_type], severity=abnormality.pathology,
+                                label=f"{abnormality.abnormality_type} {abnormality.abnormality_id} (no ROI mask)")]
+            lesions.extend(found)
+        return lesions, problems
+
+
 @dataclass
 class CbisReport:
     images: int = 0
@@ -223,7 +231,8 @@ class CbisReport:
 
 
 def source_images(root: Path, metadata: dict[str, ImageMetadata]) -> tuple[list[SourceImage], CbisReport]:
-    """A SourceImage for every table image found under `root`, with lesions from its ROI masks."""
+    """A SourceImage for every table image found under `root`; its lesions come from its ROI masks, read
+    by `lesion_reader` when the image is prepared (the report's `missing_roi_masks` is filled then)."""
     tree = CbisTree(root)
     report = CbisReport()
     sources = []
@@ -232,23 +241,15 @@ def source_images(root: Path, metadata: dict[str, ImageMetadata]) -> tuple[list[
         if path is None:
             report.missing_images.append(image_id)
             continue
-        size = image_size(path)
-        lesions = []
-        for abnormality in meta.abnormalities:
-            found, problem = _roi_lesions(tree, abnormality, size)
-            if problem:
-                report.missing_roi_masks.append(f"{image_id}: {problem}")
-                found = [Lesion(_CLASSES[abnormality.abnormality_type], severity=abnormality.pathology,
-                                label=f"{abnormality.abnormality_type} {abnormality.abnormality_id} (no ROI mask)")]
-            lesions.extend(found)
         sources.append(SourceImage(
             image_id=image_id,
             path=path,
             patient_id=meta.patient_id or image_id,
             laterality=meta.laterality,
             view=meta.view,
-            lesions=lesions,
             metadata={"density": meta.density, "abnormalities": [asdict(a) for a in meta.abnormalities]},
+            lesion_reader=RoiLesionReader(tuple(meta.abnormalities),
+                                          tuple(tuple(tree.roi_candidates(a)) for a in meta.abnormalities)),
         ))
     report.images = len(sources)
     return sources, report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 LESION_CLASSES = ("calcification", "mass", "other")
 
@@ -47,3 +47,6 @@ class SourceImage:
     lesions: list[Lesion] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     coordinate_size: tuple[int, int] | None = None  # (width, height) the lesion coordinates refer to
+    # Lesions that take reading files (CBIS-DDSM ROI masks) are read in the worker that prepares the image:
+    # called with the image's (width, height), returns the lesions (added to `lesions`) and one line per problem.
+    lesion_reader: Callable[[tuple[int, int]], tuple[list[Lesion], list[str]]] | None = None

@@ -3,12 +3,12 @@
 Every arm is compared with the same real set through the same named feature extractor: the trained
 generator, the untrained step-0 generator, a Gaussian-noise baseline matched to the real mean/std,
 and real training patches (the floor a perfect generator could reach with this many samples).
+The generator's samples then go through the memorisation check against the training patches, with
+the real evaluation patches as the not-a-copy reference.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +17,14 @@ from ..callbacks.tiles import gan_tile
 from ..config.loader import Config, write_resolved_config
 from ..data.patch_dataset import load_patches
 from ..errors import UserError
+from ..infer.inferencer import sample_name
 from ..infer.model_io import make_runner
+from ..metrics.features import FeatureExtractor
 from ..metrics.distribution import kid, mean_pairwise_ms_ssim, prdc
-from ..registry import FEATURE_EXTRACTORS
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_csv
 from ..utils.logs import add_log_file, get_logger
 from .comparison import moment_distance
+from .memorisation import check_against_training, configured_extractor, patch_names
 
 log = get_logger("evaluate")
 # MS-SSIM on small patches: three scales fit in 64×64 (the full five need 161×161).
@@ -75,11 +77,11 @@ class GANEvaluator:
         write_resolved_config(cfg, self.output_dir)
         real_dir = cfg.dataset.test_dir or cfg.need("dataset", "valid_dir", "evaluating a synthetic-image GAN (or set test_dir)")
         real = load_patches(real_dir, cfg.model.image_size)
-        extractor = FEATURE_EXTRACTORS.get(cfg.eval.feature_extractor, f"{cfg.path}: [eval] feature_extractor")(
-            cfg.eval.extractor_weights, seed=cfg.train.seed)
+        extractor = configured_extractor(cfg)
         real_features = extractor.features(real[..., None])
         rows = []
-        for arm, images in self._arms(real).items():
+        arms = self._arms(real)
+        for arm, images in arms.items():
             features = extractor.features(images[..., None])
             kernel = kid(real_features, features, subsets=cfg.eval.kid_subsets, subset_size=cfg.eval.kid_subset_size, seed=cfg.train.seed)
             quality = prdc(real_features, features, k=min(5, len(real) - 1, len(images) - 1))
@@ -92,15 +94,21 @@ class GANEvaluator:
             })
             if arm == "generator":
                 gan_tile(self.output_dir / "samples.png", 0, images[:32], real, {})
-        columns = list(rows[0])
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
-        atomic_write_text(self.output_dir / "evaluation.csv", buffer.getvalue())
+        atomic_write_csv(self.output_dir / "evaluation.csv", rows)
         log.info("Synthetic-image evaluation (%s features, %d real patches) → %s", extractor.name, len(real), self.output_dir / "evaluation.csv")
         for row in rows:
             log.info("  %-16s KID %.4f ± %.4f  precision %.2f  recall %.2f  coverage %.2f  moments %.3f  MS-SSIM %.3f",
                      row["arm"], row["kid_mean"], row["kid_std"], row["precision"], row["recall"], row["coverage"],
                      row["moment_distance"], row["diversity_ms_ssim"])
+        self._memorisation(arms["generator"], real, real_dir, extractor)
         return rows
+
+    def _memorisation(self, samples: np.ndarray, real: np.ndarray, real_dir: Path, extractor: FeatureExtractor) -> None:
+        """Nearest training patch of every sample; named as `infer` names the same latents' images."""
+        cfg = self.config
+        if cfg.dataset.train_dir is None:
+            log.warning("Memorisation check skipped: [dataset] train_dir is not set in %s.", cfg.path)
+            return
+        names = [sample_name(cfg.infer.seed, index) for index in range(len(samples))]
+        check_against_training(cfg, samples, names, self.output_dir, "the memorisation check", extractor,
+                               held_out=(real, patch_names(real_dir)))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +9,19 @@ import numpy as np
 from ..config.loader import Config, write_resolved_config
 from ..data.images import DICOM_SUFFIXES, RASTER_SUFFIXES, list_images, read_image, write_png
 from ..errors import DataError
-from ..utils.io import atomic_write_text
+from ..registry import BENCHMARKS
+from ..utils.io import atomic_write_csv
 from ..utils.logs import add_log_file, get_logger
 from ..utils.progress import progress
 from .model_io import generator_path, load_generator, make_runner
 from .tiling import tiled_super_resolve
 
 log = get_logger("infer")
+
+
+def sample_name(seed: int, index: int) -> str:
+    """File name of synthetic sample `index` of latent seed `seed` (evaluation names its samples alike)."""
+    return f"synthetic_s{seed}_{index:05d}.png"
 
 
 def read_input(path: Path) -> tuple[np.ndarray, type]:
@@ -36,6 +40,8 @@ class Inferencer:
         self.output_dir: Path = config.infer.output_dir
 
     def run(self) -> int:
+        if self.config.model.task in BENCHMARKS:
+            raise self.config.error("model", "task", "a benchmark trains classifiers, not a generator: there is nothing to infer")
         self.output_dir.mkdir(parents=True, exist_ok=True)
         add_log_file(self.output_dir, "infer.log")
         write_resolved_config(self.config, self.output_dir)
@@ -65,23 +71,43 @@ class Inferencer:
         return 2 if failures else 0
 
     def _sample(self) -> int:
-        """Synthetic images from seeded latents, as a dataset folder with a manifest."""
+        """Synthetic images from seeded latents, as a dataset folder with a manifest.
+
+        With `reject_near_copies`, samples the memorisation check flags are not written (a stale file of
+        that name is removed); the manifest keeps their row with status `rejected_near_copy`.
+        """
         cfg = self.config
         model = load_generator(cfg)
         runner = make_runner(model)
         rng = np.random.default_rng(cfg.infer.seed)
         latents = rng.standard_normal((cfg.infer.num_samples, cfg.model.latent_dim)).astype(np.float32)
         images = np.clip((runner(latents)[..., 0] + 1.0) / 2.0, 0.0, 1.0)
+        names = [sample_name(cfg.infer.seed, index) for index in range(len(images))]
+        checks = self._memorisation(images, names) if cfg.infer.reject_near_copies else {}
         rows = []
-        for index, image in enumerate(images):
-            name = f"synthetic_s{cfg.infer.seed}_{index:05d}.png"
-            write_png(self.output_dir / "images" / name, np.round(image * 255).astype(np.uint8))
-            rows.append({"image": name, "seed": cfg.infer.seed, "index": index, "checkpoint": str(generator_path(cfg)),
-                         "task": cfg.model.task})
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        atomic_write_text(self.output_dir / "manifest.csv", buffer.getvalue())
-        log.info("Sampled %d synthetic images into %s", len(rows), self.output_dir / "images")
+        for index, (name, image) in enumerate(zip(names, images)):
+            row = {"image": name, "seed": cfg.infer.seed, "index": index, "checkpoint": str(generator_path(cfg)),
+                   "task": cfg.model.task, **checks.get(name, {})}
+            target = self.output_dir / "images" / name
+            if row.get("status") == "rejected_near_copy":
+                target.unlink(missing_ok=True)
+            else:
+                write_png(target, np.round(image * 255).astype(np.uint8))
+            rows.append(row)
+        atomic_write_csv(self.output_dir / "manifest.csv", rows)
+        rejected = sum(row.get("status") == "rejected_near_copy" for row in rows)
+        log.info("Sampled %d synthetic images into %s%s", len(rows) - rejected, self.output_dir / "images",
+                 f" ({rejected} near-copies of training patches left out)" if checks else "")
         return 0
+
+    def _memorisation(self, images: np.ndarray, names: list[str]) -> dict[str, dict[str, object]]:
+        """Manifest columns per sample from the memorisation check (report files go beside the manifest)."""
+        from ..evaluate.memorisation import check_against_training, configured_extractor
+
+        cfg = self.config
+        report = check_against_training(cfg, images, names, self.output_dir, "[infer] reject_near_copies",
+                                        configured_extractor(cfg))
+        result = report.synthetic
+        return {name: {"nearest_ssim": float(result.ssim.similarity[i]), "nearest_cosine": float(result.cosine.similarity[i]),
+                       "status": "rejected_near_copy" if result.near_copy[i] else "written"}
+                for i, name in enumerate(names)}

@@ -24,6 +24,15 @@ def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return buffer.getvalue()
 
 
+def _sr_patches(records: list[dict[str, Any]], size: int, scale: int) -> dict[str, Any]:
+    """Where the fixed-size pairs of one scale are and how many each split holds (nothing when off)."""
+    if not size:
+        return {}
+    return {"patches": {"subdir": f"sr_patches_x{scale}", "hr": "images", "lr": "lr", "hr_size": size, "lr_size": size // scale,
+                        "count": {split: sum(len(r.get("sr_patches", [])) for r in records if r["split"] == split)
+                                  for split in SPLITS}}}
+
+
 def write_manifests(output_dir: Path, records: dict[str, dict[str, Any]], settings: "PrepareSettings", config: Config) -> None:
     ordered = [records[k] for k in sorted(records)]
     manifest = {
@@ -32,8 +41,10 @@ def write_manifests(output_dir: Path, records: dict[str, dict[str, Any]], settin
         "data_range": (1 << settings.bit_depth) - 1,
         "normalisation": "models read pixel / data_range into [0, 1]",
         "orientation": settings.orientation,
-        "sr": {f"x{s}": {"lr_subdir": f"lr_x{s}", "degradation": settings.degradation_spec(s).as_dict(), "seed": settings.seed}
+        "sr": {f"x{s}": {"lr_subdir": f"lr_x{s}", "degradation": settings.degradation_spec(s).as_dict(), "seed": settings.seed,
+                         **_sr_patches(ordered, settings.sr_patch_size, s)}
                for s in settings.sr_scales},
+        "sr_patch_size": settings.sr_patch_size,
         "masks": {"masks": "any lesion (0/255)", **{f"masks_{c}": f"{c} (0/255)" for c in ("calcification", "mass", "other")}},
         "splits": {s: sorted(r["image_id"] for r in ordered if r["split"] == s) for s in SPLITS},
         "patients": {s: len({r["patient_id"] for r in ordered if r["split"] == s}) for s in SPLITS},

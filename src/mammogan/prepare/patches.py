@@ -1,8 +1,10 @@
-"""GAN patches: lesion-centred crops at several context zooms, and healthy-tissue crops inside the breast."""
+"""Patches: GAN patches (lesion-centred crops at several context zooms, healthy-tissue crops inside the
+breast) and fixed-size SR pairs (HR tiles over the breast with the matching crops of the LR image)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
@@ -74,6 +76,11 @@ def cut_patches(source: SourceImage, split: str, image: np.ndarray, masks: dict[
     return records
 
 
+def _inside(integral: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> int:
+    """Pixels set in a box, from the mask's integral image."""
+    return int(integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0])
+
+
 def _normal_patches(source: SourceImage, split: str, image: np.ndarray, lesion_mask: np.ndarray,
                     region: np.ndarray, settings: "PrepareSettings") -> list[PatchRecord]:
     """Healthy tissue: windows mostly inside the breast that touch no lesion."""
@@ -91,10 +98,34 @@ def _normal_patches(source: SourceImage, split: str, image: np.ndarray, lesion_m
             break
         x0, y0 = int(rng.integers(0, width - side + 1)), int(rng.integers(0, height - side + 1))
         x1, y1 = x0 + side, y0 + side
-        inside = integral_region[y1, x1] - integral_region[y0, x1] - integral_region[y1, x0] + integral_region[y0, x0]
-        lesion = integral_lesion[y1, x1] - integral_lesion[y0, x1] - integral_lesion[y1, x0] + integral_lesion[y0, x0]
-        if lesion == 0 and inside >= settings.min_breast_fraction * side * side:
+        inside = _inside(integral_region, x0, y0, x1, y1)
+        if _inside(integral_lesion, x0, y0, x1, y1) == 0 and inside >= settings.min_breast_fraction * side * side:
             name = f"{source.image_id}_normal{len(records)}.png"
             _save(settings, split, name, image, lesion_mask, (x0, y0, x1, y1))
             records.append(PatchRecord(name, source.image_id, split, "normal", [x0, y0, x1, y1], 1.0))
     return records
+
+
+def sr_patch_boxes(region: np.ndarray, side: int, min_breast_fraction: float) -> list[tuple[int, int, int, int]]:
+    """Non-overlapping `side`² tiles on a grid from the image origin that lie mostly inside the breast.
+
+    `side` is a multiple of every SR scale, so each tile maps to whole LR pixels.
+    """
+    height, width = region.shape
+    integral = cv2.integral(region.astype(np.uint8))
+    boxes = []
+    for y0 in range(0, height - side + 1, side):
+        for x0 in range(0, width - side + 1, side):
+            if _inside(integral, x0, y0, x0 + side, y0 + side) >= min_breast_fraction * side * side:
+                boxes.append((x0, y0, x0 + side, y0 + side))
+    return boxes
+
+
+def write_sr_patches(folder: Path, image_id: str, image: np.ndarray, low: np.ndarray, scale: int,
+                     boxes: list[tuple[int, int, int, int]]) -> None:
+    """HR tiles to `folder/hr`, and the same regions of the LR image (not re-degraded tiles, so a pair
+    is exactly a crop of the whole-image pair) to `folder/lr`, paired by name."""
+    for x0, y0, x1, y1 in boxes:
+        name = f"{image_id}_x{x0}_y{y0}.png"
+        write_png(folder / "images" / name, image[y0:y1, x0:x1])
+        write_png(folder / "lr" / name, low[y0 // scale : y1 // scale, x0 // scale : x1 // scale])

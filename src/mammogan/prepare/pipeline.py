@@ -1,19 +1,22 @@
 """`mammogan prepare`: raw mammograms → a dataset folder the models read.
 
 Per image: decode (DICOM LUTs / PGM / PNG) → orient (chest wall on one side) → crop to the breast →
-resize → write the image, its lesion masks, LR counterparts for every SR scale and GAN patches.
+resize → write the image, its lesion masks, LR counterparts for every SR scale (optionally also as
+fixed-size HR/LR patch pairs) and GAN patches.
 Images are assigned to train/valid/test by patient before anything else, so no patient's images
 (or their later augmentations) cross splits. Each finished image leaves a record file; re-running
-skips finished images unless `overwrite = true`.
+skips finished images unless `overwrite = true`, or unless the settings, split or annotations they
+were made with have changed since.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import secrets
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,7 +34,8 @@ from ..registry import PREPARE_KINDS
 from ..utils.io import atomic_write_text
 from ..utils.logs import add_log_file, get_logger
 from ..utils.progress import progress
-from .patches import PatchRecord, cut_patches
+from .patches import cut_patches, sr_patch_boxes, write_sr_patches
+from .sources import AFTER_RUN
 from .splits import assign_splits
 
 log = get_logger("prepare")
@@ -52,6 +56,7 @@ class PrepareSettings:
     crop_margin: int
     max_size: int
     sr_scales: tuple[int, ...]
+    sr_patch_size: int
     degradation: str
     blur_sigma: float
     noise_std: float
@@ -79,6 +84,7 @@ class PrepareSettings:
             crop_margin=p.crop_margin,
             max_size=p.max_size,
             sr_scales=tuple(p.sr_scales),
+            sr_patch_size=_sr_patch_size(config),
             degradation=p.degradation,
             blur_sigma=p.blur_sigma,
             noise_std=p.noise_std,
@@ -95,6 +101,14 @@ class PrepareSettings:
 
     def degradation_spec(self, scale: int) -> DegradationSpec:
         return DegradationSpec(self.degradation, scale, self.blur_sigma, self.noise_std)
+
+
+def _sr_patch_size(config: Config) -> int:
+    size, multiple = config.prepare.sr_patch_size, _lcm(tuple(config.prepare.sr_scales))
+    if size % multiple:
+        raise config.error("prepare", "sr_patch_size", f"expected a multiple of {multiple} so that every sr_scales "
+                           "factor divides it (LR patches are HR patches / scale), or 0")
+    return size
 
 
 def _bit_depth(config: Config) -> int:
@@ -124,8 +138,16 @@ def load_source(source: SourceImage, settings: PrepareSettings) -> Loaded:
         return Loaded(image.pixels, pseudonym(identifier, settings.pseudonym_key), image.laterality or source.laterality,
                       image.view or source.view, image.pixel_spacing_mm, {**source.metadata, **image.metadata})
     raw = read_image(source.path)
-    pixels = raw.astype(np.float64) / np.iinfo(raw.dtype).max
+    pixels = raw.astype(np.float64) / _full_scale(raw)
     return Loaded(pixels, source.patient_id, source.laterality, source.view, None, dict(source.metadata))
+
+
+def _full_scale(raw: np.ndarray) -> int:
+    """White of a plain image: 16-bit files often hold 10-, 12- or 14-bit data (NYU PNGs stop at 4095)
+    and no sBIT chunk, so the smallest bit depth holding the maximum is taken; 8-bit files are 8-bit."""
+    if raw.dtype == np.uint8:
+        return 255
+    return (1 << max(8, int(raw.max()).bit_length())) - 1
 
 
 def _lcm(values: tuple[int, ...]) -> int:
@@ -141,7 +163,7 @@ def _quantise(pixels: np.ndarray, bits: int) -> np.ndarray:
 
 
 def prepare_one(source: SourceImage, split: str, loaded: Loaded, settings: PrepareSettings) -> dict[str, Any]:
-    """Write every output of one image; returns its record (also written as the 'done' marker)."""
+    """Write every output of one image; returns its record."""
     pixels = loaded.pixels
     height, width = pixels.shape
     region = breast_mask(pixels, settings.crop_threshold)
@@ -183,9 +205,12 @@ def prepare_one(source: SourceImage, split: str, loaded: Loaded, settings: Prepa
     write_png(split_dir / "masks" / name, masks["any"])
     for lesion_class in LESION_CLASSES:
         write_png(split_dir / f"masks_{lesion_class}" / name, masks[lesion_class])
+    sr_boxes = (sr_patch_boxes(region, settings.sr_patch_size, settings.min_breast_fraction)
+                if settings.sr_patch_size and settings.sr_scales else [])
     for scale in settings.sr_scales:
         low = degrade(image, settings.degradation_spec(scale), seed=settings.seed)
         write_png(split_dir / f"lr_x{scale}" / name, low)
+        write_sr_patches(split_dir / f"sr_patches_x{scale}", source.image_id, image, low, scale, sr_boxes)
 
     patches = cut_patches(source, split, image, masks, region, transform, settings)
     record = {
@@ -205,18 +230,47 @@ def prepare_one(source: SourceImage, split: str, loaded: Loaded, settings: Prepa
         "lesion_pixels": {c: int((masks[c] > 0).sum()) for c in (*LESION_CLASSES, "any")},
         "metadata": loaded.metadata,
         "patches": [asdict(p) for p in patches],
+        "sr_patches": [list(box) for box in sr_boxes],
     }
-    atomic_write_text(settings.output_dir / RECORDS / f"{source.image_id}.json", json.dumps(record, indent=1))
     return record
 
 
-def _job(args: tuple[SourceImage, str, PrepareSettings]) -> tuple[str, dict[str, Any] | None, str | None]:
-    source, split, settings = args
+def _job(args: tuple[SourceImage, str, PrepareSettings, str]) -> tuple[str, dict[str, Any] | None, str | None]:
+    source, split, settings, fingerprint = args
     try:
         loaded = load_source(source, settings)
-        return source.image_id, prepare_one(source, split, loaded, settings), None
+        problems: list[str] = []
+        if source.lesion_reader is not None:
+            height, width = loaded.pixels.shape
+            lesions, problems = source.lesion_reader((width, height))
+            source = replace(source, lesions=source.lesions + lesions, lesion_reader=None)
+        record = {**prepare_one(source, split, loaded, settings), "lesion_problems": problems, "fingerprint": fingerprint}
     except DataError as error:
         return source.image_id, None, str(error)
+    # The record is written last: it marks the image as done.
+    atomic_write_text(settings.output_dir / RECORDS / f"{source.image_id}.json", json.dumps(record, indent=1))
+    return source.image_id, record, None
+
+
+def _fingerprint(settings: PrepareSettings, source: SourceImage, split: str) -> str:
+    """What an image's outputs depend on besides its file: a record with another fingerprint is stale."""
+    values = {k: v for k, v in asdict(settings).items() if k not in ("output_dir", "overwrite")}
+    values["pseudonym_key"] = settings.pseudonym_key.hex()
+    payload = {"settings": values, "split": split, "lesions": [lesion.as_dict() for lesion in source.lesions]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _remove_outputs(output_dir: Path, record: dict[str, Any]) -> None:
+    """Delete what an earlier run wrote for an image that now goes to another split, so that no image
+    stays behind in the split it left."""
+    split_dir, image_id = output_dir / record["split"], record["image_id"]
+    paths = [folder / f"{image_id}.png" for folder in split_dir.glob("*") if folder.is_dir()]
+    paths += [folder / f"{image_id}_x{x0}_y{y0}.png" for folder in split_dir.glob("sr_patches_x*/*")
+              for x0, y0, _, _ in record.get("sr_patches", [])]
+    paths += [output_dir / "patches" / record["split"] / kind / patch["patch"] for patch in record["patches"]
+              for kind in ("images", "masks")]
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def _patients(sources: list[SourceImage], settings: PrepareSettings) -> dict[str, str]:
@@ -246,7 +300,7 @@ def _pseudonym_key(config: Config, output_dir: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
-def _run_jobs(jobs: list[tuple[SourceImage, str, PrepareSettings]], workers: int) -> Iterator[tuple[str, dict | None, str | None]]:
+def _run_jobs(jobs: list[tuple[SourceImage, str, PrepareSettings, str]], workers: int) -> Iterator[tuple[str, dict | None, str | None]]:
     if workers <= 1 or len(jobs) <= 1:
         yield from map(_job, jobs)
         return
@@ -266,13 +320,24 @@ def run_prepare(config: Config) -> int:
 
     records: dict[str, dict[str, Any]] = {}
     jobs = []
+    changed = 0
     for source in sources:
         marker = output_dir / RECORDS / f"{source.image_id}.json"
-        if marker.exists() and not settings.overwrite:
-            records[source.image_id] = json.loads(marker.read_text())
-        else:
-            jobs.append((source, splits[source.image_id], settings))
+        split = splits[source.image_id]
+        fingerprint = _fingerprint(settings, source, split)
+        previous = json.loads(marker.read_text()) if marker.exists() else None
+        if previous is not None and previous.get("fingerprint") == fingerprint and not settings.overwrite:
+            records[source.image_id] = previous
+            continue
+        if previous is not None:
+            if not settings.overwrite:
+                changed += 1
+            if previous["split"] != split:
+                _remove_outputs(output_dir, previous)
+        jobs.append((source, split, settings, fingerprint))
     log.info("prepare: %d images (%d already done), %d workers → %s", len(sources), len(records), config.prepare.workers, output_dir)
+    if changed:
+        log.warning("prepare: %d finished images were made with other settings, split or annotations; they are redone.", changed)
 
     failures: dict[str, str] = {}
     for image_id, record, error in progress(_run_jobs(jobs, config.prepare.workers), total=len(jobs), desc="prepare"):
@@ -284,6 +349,9 @@ def run_prepare(config: Config) -> int:
     from .manifest import write_manifests
 
     write_manifests(output_dir, records, settings, config)
+    after_run = AFTER_RUN.get(config.prepare.kind)
+    if after_run is not None:
+        after_run(config, sources, records)
     log.info("prepare: %d images written, %d failed. Dataset: %s (log: %s)", len(records), len(failures), output_dir, log_path)
     if failures:
         log.error("Files that could not be prepared:\n  %s", "\n  ".join(failures.values()))

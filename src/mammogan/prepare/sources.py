@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Callable
 
 from ..config.loader import Config
 from ..data import cbis, inbreast
@@ -94,7 +95,8 @@ def _log_missing(what: str, names: list[str], report: Path) -> None:
 def inbreast_sources(config: Config) -> list[SourceImage]:
     """INbreast DICOMs (or PNG copies on the same pixel grid) named `<id>_...`, with XML ROIs and INbreast.csv/.xls.
 
-    Writes annotations.json, merged_data.json and match_report.json into output_dir first.
+    Writes annotations.json, merged_data.json and match_report.json (input files ↔ entries) into
+    output_dir first; `inbreast_after_run` adds match_png.json (prepared PNGs ↔ entries) at the end.
     """
     purpose = "prepare (kind = \"inbreast\")"
     folder: Path = config.need("prepare", "input_dir", purpose)
@@ -135,9 +137,27 @@ def inbreast_sources(config: Config) -> list[SourceImage]:
     return sources
 
 
+def inbreast_after_run(config: Config, sources: list[SourceImage], records: dict[str, dict[str, Any]]) -> None:
+    """matchPNG: link every prepared PNG to its merged_data.json entry by the INbreast id in its name, and
+    report images without annotations and annotations without a prepared image (e.g. files that failed)."""
+    output_dir: Path = config.prepare.output_dir
+    merged = json.loads((output_dir / "merged_data.json").read_text(encoding="utf-8"))
+    pngs = [output_dir / r["split"] / "images" / f"{r['image_id']}.png" for r in records.values()]
+    report, _ = inbreast.match_images([p for p in pngs if p.is_file()], merged)
+    report_path = output_dir / "match_png.json"
+    _write_json(report_path, report.as_dict())
+    log.info("matchPNG: %d prepared images linked to their annotation/metadata entries (%s).", len(report.matched), report_path)
+    _log_missing("prepared images without annotations", report.images_without_annotations, report_path)
+    _log_missing("annotations without a prepared image", report.annotations_without_images, report_path)
+
+
 @PREPARE_KINDS.register("cbis")
 def cbis_sources(config: Config) -> list[SourceImage]:
-    """CBIS-DDSM full mammograms (DICOM or PNG/JPG copies) listed by the case-description CSVs; lesions from ROI masks."""
+    """CBIS-DDSM full mammograms (DICOM or PNG/JPG copies) listed by the case-description CSVs; lesions from ROI masks.
+
+    Writes match_report.json with the table images not found; `cbis_after_run` adds the abnormalities
+    without a usable ROI mask once the workers have read the masks.
+    """
     purpose = "prepare (kind = \"cbis\")"
     folder: Path = config.need("prepare", "input_dir", purpose)
     output_dir: Path = config.need("prepare", "output_dir", purpose)
@@ -146,8 +166,24 @@ def cbis_sources(config: Config) -> list[SourceImage]:
     report_path = output_dir / "match_report.json"
     _write_json(report_path, report.as_dict())
     _log_missing("table images not found", report.missing_images, report_path)
-    _log_missing("abnormalities without a usable ROI mask", report.missing_roi_masks, report_path)
     if not sources:
         raise DataError(f"{folder}: none of the {len(metadata)} images in the CBIS-DDSM tables was found "
                         f"(e.g. {next(iter(metadata.values())).image_path}).")
     return sources
+
+
+def cbis_after_run(config: Config, sources: list[SourceImage], records: dict[str, dict[str, Any]]) -> None:
+    """Complete match_report.json with the ROI-mask problems the workers recorded, in table order."""
+    report_path: Path = config.prepare.output_dir / "match_report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    report["missing_roi_masks"] = [f"{s.image_id}: {problem}" for s in sources
+                                   for problem in records.get(s.image_id, {}).get("lesion_problems", [])]
+    _write_json(report_path, report)
+    _log_missing("abnormalities without a usable ROI mask", report["missing_roi_masks"], report_path)
+
+
+# Dataset-level reports a source kind writes once every image is prepared (read-only table).
+AFTER_RUN: dict[str, Callable[[Config, list[SourceImage], dict[str, dict[str, Any]]], None]] = {
+    "inbreast": inbreast_after_run,
+    "cbis": cbis_after_run,
+}

@@ -6,10 +6,12 @@ A crash or a kill never leaves a half-written output under its final name.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 
 @contextlib.contextmanager
@@ -41,3 +43,12 @@ def atomic_write_with(target: str | Path, writer: Callable[[Path], None]) -> Non
     """Let `writer` fill a temporary file (e.g. a library that wants a file name), then rename."""
     with atomic_path(target) as temp:
         writer(temp)
+
+
+def atomic_write_csv(target: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
+    """A table of dict rows (columns: `columns`, else the first row's keys); floats to 6 significant digits."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns if columns is not None else rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
+    atomic_write_text(target, buffer.getvalue())

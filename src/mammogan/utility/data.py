@@ -1,0 +1,138 @@
+"""The patch sets of the utility benchmark: real splits, augmented and synthetic additions, with provenance.
+
+Every image carries its origin (real / augmented / synthetic), its file and the real training patch
+it derives from, so the arms can be shown to use the data they claim, and the test split can be
+shown never to reach training: augmented patches must derive from [dataset] train_dir patches, the
+GAN behind the synthetic folder must not have been trained on test or validation patches, and no
+training image may equal a test image in any flip or 90° rotation.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config.loader import Config, load_config
+from ..data.patch_dataset import load_patches
+from ..errors import DataError
+from ..evaluate.memorisation import ORIENTATIONS, orient, patch_folder, patch_names
+
+CLASSES = ("normal", "lesion")  # label = index: the classifier outputs P(lesion)
+ORIGINS = ("real", "augmented", "synthetic")
+
+
+@dataclass(frozen=True)
+class PatchSet:
+    images: np.ndarray  # (N, S, S) float32 in [0, 1]
+    labels: np.ndarray  # (N,) int, index into CLASSES
+    origins: tuple[str, ...]
+    paths: tuple[Path, ...]
+    sources: tuple[str, ...]  # the real training patch an image derives from ("" for synthetic)
+
+    def __add__(self, other: "PatchSet") -> "PatchSet":
+        return PatchSet(np.concatenate([self.images, other.images]), np.concatenate([self.labels, other.labels]),
+                        self.origins + other.origins, self.paths + other.paths, self.sources + other.sources)
+
+    def count(self, origin: str) -> int:
+        return self.origins.count(origin)
+
+
+def _read_csv(path: Path, columns: tuple[str, ...], produced_by: str) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise DataError(f"{path}: not found; it is written by {produced_by}.")
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    missing = [c for c in columns if rows and c not in rows[0]]
+    if not rows or missing:
+        raise DataError(f"{path}: expected a table with the columns {', '.join(columns)} (missing: {', '.join(missing) or 'all rows'}).")
+    return rows
+
+
+def real_split(split_dir: Path, size: int) -> PatchSet:
+    """A prepared patch split; labels from the `metadata.csv` `prepare` writes beside the splits."""
+    metadata = split_dir.parent / "metadata.csv"
+    rows = _read_csv(metadata, ("patch", "lesion_class"), "`mammogan prepare` (patches/metadata.csv)")
+    classes = {row["patch"]: row["lesion_class"] for row in rows}
+    names = patch_names(split_dir)
+    unknown = [name for name in names if name not in classes]
+    if unknown:
+        raise DataError(f"{metadata}: no lesion_class for {len(unknown)} patches of {split_dir}, e.g. {unknown[0]}.")
+    labels = np.array([CLASSES.index("normal" if classes[name] == "normal" else "lesion") for name in names])
+    return PatchSet(load_patches(split_dir, size), labels, ("real",) * len(names),
+                    tuple(patch_folder(split_dir) / name for name in names), tuple(names))
+
+
+def _subset(images: np.ndarray, names: list[str], wanted: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(names)}
+    return images[[index[name] for name in wanted]]
+
+
+def augmented_patches(augmented_dir: Path, real_train: PatchSet, size: int) -> PatchSet:
+    """The augmented (not the copied original) train patches of a `mammogan augment` output, labelled by source."""
+    rows = _read_csv(augmented_dir / "augmentation.csv", ("split", "source", "output", "transform"),
+                     "`mammogan augment` run on the patch splits (input_dir = the folder holding patches/train)")
+    labels_by_stem = {Path(name).stem: (name, label) for name, label in zip(real_train.sources, real_train.labels)}
+    chosen = [row for row in rows if row["split"] == "train" and row["transform"] != "original"]
+    foreign = [row["source"] for row in chosen if row["source"] not in labels_by_stem]
+    if foreign:
+        raise DataError(f"{augmented_dir}: {len(foreign)} augmented patches derive from patches that are not in [dataset] "
+                        f"train_dir, e.g. {foreign[0]}; augment the same patch splits the benchmark trains on.")
+    if not chosen:
+        raise DataError(f"{augmented_dir / 'augmentation.csv'}: no augmented train patches.")
+    train_dir = augmented_dir / "train"
+    names = patch_names(train_dir)
+    outputs = [row["output"] for row in chosen]
+    missing = sorted(set(outputs) - set(names))
+    if missing:
+        raise DataError(f"{patch_folder(train_dir)}: {len(missing)} augmented patches listed in augmentation.csv are missing, e.g. {missing[0]}.")
+    sources = [labels_by_stem[row["source"]] for row in chosen]
+    return PatchSet(_subset(load_patches(train_dir, size), names, outputs), np.array([label for _, label in sources]),
+                    ("augmented",) * len(outputs), tuple(patch_folder(train_dir) / name for name in outputs),
+                    tuple(name for name, _ in sources))
+
+
+def _check_gan_training_data(synthetic_dir: Path, held_out: list[str]) -> None:
+    """The GAN's own config (saved by `infer`) must not name a training folder holding evaluation patches."""
+    resolved = synthetic_dir / "resolved.config"
+    if not resolved.is_file():
+        raise DataError(f"{resolved}: not found; the synthetic folder must be written by a GAN `infer` run, whose "
+                        "resolved.config shows which patches the GAN was trained on.")
+    gan_train_dir = load_config(resolved).dataset.train_dir
+    if gan_train_dir is None:
+        raise DataError(f"{resolved}: [dataset] train_dir is not set, so the GAN's training data is unknown.")
+    leaked = sorted(set(patch_names(gan_train_dir)) & set(held_out))
+    if leaked:
+        raise DataError(f"{synthetic_dir}: the GAN was trained on {gan_train_dir}, which holds {len(leaked)} validation/test "
+                        f"patches of this benchmark (e.g. {leaked[0]}); its samples would leak them into training.")
+
+
+def synthetic_patches(config: Config, synthetic_dir: Path, count: int, size: int, held_out: list[str]) -> PatchSet:
+    """The first `count` written samples of a GAN `infer` folder (manifest order), all labelled synthetic_class."""
+    _check_gan_training_data(synthetic_dir, held_out)
+    rows = _read_csv(synthetic_dir / "manifest.csv", ("image",), "`mammogan infer` of a synthetic-image GAN")
+    written = [row["image"] for row in rows if row.get("status", "written") == "written"]
+    if len(written) < count:
+        raise config.error("utility", "synthetic_ratio", f"needs {count} synthetic images but {synthetic_dir} holds "
+                           f"{len(written)}; sample more ([infer] num_samples of the GAN project) or lower the ratio")
+    chosen = written[:count]
+    label = CLASSES.index(config.need("utility", "synthetic_class", "labelling the synthetic images"))
+    images = _subset(load_patches(synthetic_dir, size), patch_names(synthetic_dir), chosen) if count else np.zeros((0, size, size), np.float32)
+    return PatchSet(images, np.full(count, label), ("synthetic",) * count,
+                    tuple(patch_folder(synthetic_dir) / name for name in chosen), ("",) * count)
+
+
+def _fingerprint(image: np.ndarray) -> str:
+    return hashlib.sha1(np.round(image * 255).astype(np.uint8).tobytes()).hexdigest()
+
+
+def check_disjoint(training: PatchSet, test: PatchSet) -> None:
+    """No training image (of any origin) may equal a test image in any of the 8 orientations."""
+    test_prints = {_fingerprint(image) for k in range(len(ORIENTATIONS)) for image in orient(test.images, k)}
+    leaked = [path for path, image in zip(training.paths, training.images) if _fingerprint(image) in test_prints]
+    if leaked:
+        raise DataError(f"{len(leaked)} training images equal a test image (possibly flipped or rotated), e.g. {leaked[0]}; "
+                        "the test split must stay unseen.")
