@@ -11,7 +11,8 @@ high but below a copy's ~1: the pair PNGs are there to be looked at.
 Held-out real images (other patients), when given, go through the same search: their similarities
 show what "not a copy" looks like for this data and extractor (mammogram patches of smooth tissue
 resemble each other: SSIM 0.8+ between patients is common), and a flagged held-out image means the
-thresholds are too low.
+thresholds are too low. The defaults (SSIM 0.95, cosine 0.998) sit above the bundled sample's
+held-out maxima (SSIM 0.865, cosine 0.996 with `random_cnn`) and below a copy's ~1.
 """
 
 from __future__ import annotations

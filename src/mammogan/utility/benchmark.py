@@ -77,9 +77,11 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (NaN for a single value)."""
+    """Mean and sample standard deviation (NaN for a single value), rounded to 1e-9 so that equal
+    differences of fractions like 5/6 - 4/6 and 11/12 - 9/12 show a spread of 0, not 6e-17."""
     array = np.asarray(values, dtype=np.float64)
-    return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else float("nan")
+    std = float(array.std(ddof=1)) if len(array) > 1 else float("nan")
+    return round(float(array.mean()), 9), round(std, 9)
 
 
 @BENCHMARKS.register("utility")
@@ -155,7 +157,7 @@ class UtilityBenchmark:
         for seed in cfg.utility.seeds:
             for arm, train in arms.items():
                 runs.append(self._train_one(arm, seed, train, valid, test))
-                atomic_write_csv(self.output_dir / RUNS_CSV, runs)
+                atomic_write_csv(self.output_dir / RUNS_CSV, runs, digits=17)  # exact: `evaluate` re-reads them
         return self.summarise()
 
     def summarise(self) -> int:
@@ -193,7 +195,7 @@ def _summary(runs: list[dict[str, str]]) -> list[dict[str, object]]:
 
 
 def _plot(summary: list[dict[str, object]], target: Path, seeds: int) -> None:
-    figure, axis = plt.subplots(figsize=(9, 4.2))
+    figure, axis = plt.subplots(figsize=(9, 5))
     width = 0.8 / len(summary)
     positions = np.arange(len(METRICS))
     for index, row in enumerate(summary):
@@ -206,7 +208,7 @@ def _plot(summary: list[dict[str, object]], target: Path, seeds: int) -> None:
     axis.set_ylabel("score on real test patches")
     axis.set_title(f"Lesion vs normal patch classifier: mean ± std over {seeds} seed(s), "
                    f"{summary[0]['test_images']} real test patches", fontsize=10)
-    axis.legend(fontsize=7, loc="lower right")
+    axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     with atomic_path(target) as temp:

@@ -66,9 +66,16 @@ def real_split(split_dir: Path, size: int) -> PatchSet:
                     tuple(patch_folder(split_dir) / name for name in names), tuple(names))
 
 
-def _subset(images: np.ndarray, names: list[str], wanted: list[str]) -> np.ndarray:
+def _load_named(folder: Path, wanted: list[str], size: int, listed_in: str) -> np.ndarray:
+    """The patches `wanted` (file names) of a patch folder, in that order."""
+    names = patch_names(folder)
+    missing = sorted(set(wanted) - set(names))
+    if missing:
+        raise DataError(f"{patch_folder(folder)}: {len(missing)} patches listed in {listed_in} are missing, e.g. {missing[0]}.")
+    if not wanted:
+        return np.zeros((0, size, size), np.float32)
     index = {name: i for i, name in enumerate(names)}
-    return images[[index[name] for name in wanted]]
+    return load_patches(folder, size)[[index[name] for name in wanted]]
 
 
 def augmented_patches(augmented_dir: Path, real_train: PatchSet, size: int) -> PatchSet:
@@ -84,13 +91,10 @@ def augmented_patches(augmented_dir: Path, real_train: PatchSet, size: int) -> P
     if not chosen:
         raise DataError(f"{augmented_dir / 'augmentation.csv'}: no augmented train patches.")
     train_dir = augmented_dir / "train"
-    names = patch_names(train_dir)
     outputs = [row["output"] for row in chosen]
-    missing = sorted(set(outputs) - set(names))
-    if missing:
-        raise DataError(f"{patch_folder(train_dir)}: {len(missing)} augmented patches listed in augmentation.csv are missing, e.g. {missing[0]}.")
     sources = [labels_by_stem[row["source"]] for row in chosen]
-    return PatchSet(_subset(load_patches(train_dir, size), names, outputs), np.array([label for _, label in sources]),
+    images = _load_named(train_dir, outputs, size, "augmentation.csv")
+    return PatchSet(images, np.array([label for _, label in sources]),
                     ("augmented",) * len(outputs), tuple(patch_folder(train_dir) / name for name in outputs),
                     tuple(name for name, _ in sources))
 
@@ -120,7 +124,7 @@ def synthetic_patches(config: Config, synthetic_dir: Path, count: int, size: int
                            f"{len(written)}; sample more ([infer] num_samples of the GAN project) or lower the ratio")
     chosen = written[:count]
     label = CLASSES.index(config.need("utility", "synthetic_class", "labelling the synthetic images"))
-    images = _subset(load_patches(synthetic_dir, size), patch_names(synthetic_dir), chosen) if count else np.zeros((0, size, size), np.float32)
+    images = _load_named(synthetic_dir, chosen, size, "manifest.csv")
     return PatchSet(images, np.full(count, label), ("synthetic",) * count,
                     tuple(patch_folder(synthetic_dir) / name for name in chosen), ("",) * count)
 
@@ -129,10 +133,10 @@ def _fingerprint(image: np.ndarray) -> str:
     return hashlib.sha1(np.round(image * 255).astype(np.uint8).tobytes()).hexdigest()
 
 
-def check_disjoint(training: PatchSet, test: PatchSet) -> None:
-    """No training image (of any origin) may equal a test image in any of the 8 orientations."""
-    test_prints = {_fingerprint(image) for k in range(len(ORIENTATIONS)) for image in orient(test.images, k)}
-    leaked = [path for path, image in zip(training.paths, training.images) if _fingerprint(image) in test_prints]
+def check_disjoint(training: PatchSet, held_out: PatchSet) -> None:
+    """No training image (of any origin) may equal a validation/test image in any of the 8 orientations."""
+    held_out_prints = {_fingerprint(image) for k in range(len(ORIENTATIONS)) for image in orient(held_out.images, k)}
+    leaked = [path for path, image in zip(training.paths, training.images) if _fingerprint(image) in held_out_prints]
     if leaked:
-        raise DataError(f"{len(leaked)} training images equal a test image (possibly flipped or rotated), e.g. {leaked[0]}; "
-                        "the test split must stay unseen.")
+        raise DataError(f"{len(leaked)} training images equal a validation/test image (possibly flipped or rotated), "
+                        f"e.g. {leaked[0]}; those splits must stay unseen.")

@@ -45,10 +45,10 @@ def atomic_write_with(target: str | Path, writer: Callable[[Path], None]) -> Non
         writer(temp)
 
 
-def atomic_write_csv(target: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
-    """A table of dict rows (columns: `columns`, else the first row's keys); floats to 6 significant digits."""
+def atomic_write_csv(target: str | Path, rows: Sequence[dict[str, Any]], digits: int = 6) -> None:
+    """A table of dict rows (columns: the first row's keys); floats to `digits` significant digits (17 round-trips)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns if columns is not None else rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
+    writer.writerows({k: (f"{v:.{digits}g}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows)
     atomic_write_text(target, buffer.getvalue())
