@@ -242,3 +242,53 @@ def test_multi_worker_two_local_processes(prepared, tmp_path):
     assert int(history[-1]["step"]) == 6
     assert (run / "output" / "models" / "final" / "generator.keras").is_file()
     assert not (run / "output" / ".worker_checkpoints" / "1").exists()
+
+
+def test_perceptual_imagenet_without_local_weights_fails_fast_with_instructions(prepared, tmp_path):
+    run = tmp_path / "run"
+    config = sr_config(run, prepared, """
+        batch_size = 4
+        pretrain_steps = 2
+        gan_steps = 2
+        steps_per_epoch = 2
+        perceptual_weights = "imagenet"
+        loss_weights = { pixel = 1.0, adversarial = 1e-3, perceptual = 0.01 }
+    """)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_HOME": str(tmp_path / "empty_keras_home")}
+    result = subprocess.run([sys.executable, "-m", "mammogan", "train", str(config)], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 2
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in result.stderr
+    assert str(tmp_path / "empty_keras_home" / "models") in result.stderr.replace("\n", "")
+
+
+def test_perceptual_loss_from_a_local_weights_file_and_mixed_precision(prepared, tmp_path):
+    """SRGAN phase 2 with a VGG19 perceptual term from a local file, in mixed_float16 with loss scaling."""
+    import keras
+
+    weights = tmp_path / "vgg19_notop.weights.h5"
+    keras.utils.set_random_seed(0)
+    keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3)).save_weights(weights)
+    run = tmp_path / "run"
+    config = sr_config(run, prepared, f"""
+        batch_size = 4
+        pretrain_steps = 2
+        gan_steps = 2
+        steps_per_epoch = 2
+        mixed_precision = true
+        perceptual_weights = "{weights}"
+        loss_weights = {{ pixel = 1.0, adversarial = 1e-3, perceptual = 1e-6 }}
+    """)
+    result = cli("train", str(config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = rows(run)
+    assert int(history[-1]["step"]) == 4
+    assert all(float(history[-1][k]) == float(history[-1][k]) for k in ("gan/g", "gan/d"))  # finite, not NaN
+
+
+def test_unknown_loss_term_is_a_config_error(prepared, tmp_path):
+    config = sr_config(tmp_path / "run", prepared, """
+        loss_weights = { pixel = 1.0, perceptul = 0.1 }
+    """)
+    result = cli("train", str(config))
+    assert result.returncode == 2 and "perceptul" in result.stderr and "loss_weights" in result.stderr

@@ -17,6 +17,7 @@ from ..config.loader import Config
 from ..data.patch_dataset import PatchSampler, load_patches
 from ..data.sr_dataset import CropSampler, load_split
 from ..losses import feature_matching_loss, gradient_penalty, pixel_loss_per_example
+from ..losses.perceptual import perceptual_loss_per_example, vgg_feature_model, weights_file
 from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS, LOSSES, TASKS
 from ..utils.logs import get_logger
 from .ema import EMA
@@ -38,10 +39,14 @@ def model_kwargs(config: Config) -> dict[str, Any]:
     return config.model.as_dict()
 
 
-def _apply(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape, loss: tf.Tensor, variables: list) -> None:
-    """Gradients with loss scaling when the optimizer is a LossScaleOptimizer (mixed precision)."""
-    scaled = optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
-    gradients = tape.gradient(scaled, variables)
+def _scale(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
+    """The loss scaled for mixed precision (call inside the tape so the scaling is differentiated)."""
+    return optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
+
+
+def _apply(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape, scaled_loss: tf.Tensor, variables: list) -> None:
+    """Apply gradients; a LossScaleOptimizer unscales them (and skips steps with Inf/NaN gradients)."""
+    gradients = tape.gradient(scaled_loss, variables)
     optimizer.apply_gradients(zip(gradients, variables))
 
 
@@ -112,6 +117,10 @@ class Task:
         self.discriminator.save_weights(folder / "discriminator.weights.h5")
 
 
+# Phase-2 generator loss terms and their default weights.
+SR_LOSS_TERMS = {"pixel": 1.0, "adversarial": 1e-3, "feature_matching": 0.0, "perceptual": 0.0}
+
+
 @TASKS.register("srgan")
 class SRGANTask(Task):
     """SRGAN: phase 1 pixel-loss pre-training, phase 2 adversarial fine-tuning from the phase-1 weights."""
@@ -130,11 +139,21 @@ class SRGANTask(Task):
         self.sampler = CropSampler(self.train_split, config.dataset.patch_size, config.dataset.lesion_crop_fraction,
                                    config.dataset.augment_flips, config.train.seed)
         self.phases = [("pretrain", config.train.pretrain_steps), ("gan", config.train.gan_steps)]
+        unknown = set(config.train.loss_weights) - set(SR_LOSS_TERMS)
+        if unknown:
+            raise config.error("train", "loss_weights", f"unknown term(s) {sorted(unknown)}; the SR generator loss has {list(SR_LOSS_TERMS)}")
+        self.loss_weights = {**SR_LOSS_TERMS, **config.train.loss_weights}
         self.regions = tile_regions(self.valid_split, config.train.tile_images)
 
     def build(self) -> None:
         self.build_models()
         self.pixel_loss = LOSSES.get(self.config.train.pixel_loss)  # resolved outside the traced step
+        if self.loss_weights["perceptual"] > 0:
+            setting = self.config.train.perceptual_weights
+            if not setting:
+                raise self.config.error("train", "loss_weights", "a perceptual weight needs [train] perceptual_weights "
+                                        "(\"imagenet\" from the local Keras cache, or a VGG19 weights file)")
+            self.vgg_features = vgg_feature_model(weights_file(setting, self.config.path.parent))
 
     def start_phase(self, phase: str, first: bool) -> None:
         if phase == "gan" and first and self.ema is not None:
@@ -149,7 +168,7 @@ class SRGANTask(Task):
 
     def train_step(self, phase: str) -> Callable:
         cfg = self.config.train
-        weights = {"pixel": 1.0, "adversarial": 1e-3, "feature_matching": 0.0, **cfg.loss_weights}
+        weights = self.loss_weights
         generator, discriminator = self.generator, self.discriminator
         total_steps = float(sum(s for _, s in self.phases))
 
@@ -158,7 +177,8 @@ class SRGANTask(Task):
             with tf.GradientTape() as tape:
                 sr = generator(lr, training=True)
                 loss = self.average(self._pixel(hr, sr, mask))
-            _apply(self.g_optimizer, tape, loss, generator.trainable_variables)
+                scaled = _scale(self.g_optimizer, loss)
+            _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
             return {"pixel": loss}
 
         def noisy(images, step):
@@ -171,7 +191,8 @@ class SRGANTask(Task):
                 real_logits = discriminator(noisy(hr, step), training=True)[0]
                 fake_logits = discriminator(noisy(sr, step), training=True)[0]
                 d_loss = self.average(self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing))
-            _apply(self.d_optimizer, tape, d_loss, discriminator.trainable_variables)
+                scaled = _scale(self.d_optimizer, d_loss)
+            _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
             with tf.GradientTape() as tape:
                 sr = generator(lr, training=True)
                 real_out = discriminator(hr, training=False)
@@ -181,8 +202,11 @@ class SRGANTask(Task):
                 per_example = weights["pixel"] * pixel + weights["adversarial"] * adv
                 if weights["feature_matching"] > 0:
                     per_example += weights["feature_matching"] * feature_matching_loss(real_out[1:], fake_out[1:])
+                if weights["perceptual"] > 0:
+                    per_example += weights["perceptual"] * perceptual_loss_per_example(self.vgg_features, hr, sr)
                 g_loss = self.average(per_example)
-            _apply(self.g_optimizer, tape, g_loss, generator.trainable_variables)
+                scaled = _scale(self.g_optimizer, g_loss)
+            _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
             return {"d": d_loss, "g": g_loss, "pixel": self.average(pixel), "adversarial": self.average(adv)}
 
         return pretrain if phase == "pretrain" else adversarial
@@ -269,14 +293,16 @@ class PatchGANTask(Task):
                     if self.gp_weight > 0:
                         per_example += self.gp_weight * gradient_penalty(lambda x: discriminator(x, training=True)[0], real, fake)
                     d_loss = self.average(per_example)
-                _apply(self.d_optimizer, tape, d_loss, discriminator.trainable_variables)
+                    scaled = _scale(self.d_optimizer, d_loss)
+                _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
             noise = tf.random.normal([per_replica, latent_dim])
             with tf.GradientTape() as tape:
                 fake = generator(noise, training=True)
                 real_logits = discriminator(real_all[:per_replica], training=True)[0]
                 fake_logits = discriminator(fake, training=True)[0]
                 g_loss = self.average(self.adversarial.generator(real_logits, fake_logits))
-            _apply(self.g_optimizer, tape, g_loss, generator.trainable_variables)
+                scaled = _scale(self.g_optimizer, g_loss)
+            _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
             return {"d": d_loss, "g": g_loss}
 
         return step_fn
