@@ -76,7 +76,7 @@ DATASET = Section(
         Key("train_dir", PathValue(), None, "Folder with `images/` (and optional `masks/`) used for training; for SR, the HR images."),
         Key("valid_dir", PathValue(), None, "Validation folder, same layout as `train_dir`."),
         Key("test_dir", PathValue(), None, "Test folder used by `evaluate`, same layout as `train_dir`."),
-        Key("lr_subdir", Str(), "", "For SR: subfolder of each split holding LR images paired by name (empty: degrade HR on the fly)."),
+        Key("lr_subdir", Str(), "", "For SR: subfolder of each split holding LR images paired by name, `{scale}` standing for [model] scale (empty: degrade HR on the fly)."),
         Key("data_range", Float(0.0), 0.0, "Maximum pixel value of the stored images (255, 65535, ...); 0 takes it from each PNG's bit depth."),
         Key("patch_size", Int(8), 96, "HR crop side for SR training (the LR crop is patch_size / scale); image side for GAN training."),
         Key("lesion_crop_fraction", Float(0.0, 1.0), 0.5, "Fraction of SR crops centred on a lesion-mask pixel when masks exist."),

@@ -47,6 +47,11 @@ def degradation_for(folder: Path, scale: int) -> DegradationSpec:
     return DegradationSpec("bicubic", scale)
 
 
+def lr_subdir_for(config) -> str:
+    """`[dataset] lr_subdir` with `{scale}` filled in, so one pattern ("lr_x{scale}") serves ×2 and ×4 configs."""
+    return config.dataset.lr_subdir.replace("{scale}", str(config.model.scale))
+
+
 def load_split(folder: Path, scale: int, lr_subdir: str, data_range: float, min_hr_size: int = 0) -> SRSplit:
     """Read HR images, LR partners (by name) or degrade HR, and lesion masks when present."""
     paths = list_images(folder / "images")

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from ..callbacks.tiles import sr_tile, tile_regions
 from ..config.loader import Config, write_resolved_config
-from ..data.sr_dataset import SRSplit, load_split
+from ..data.sr_dataset import SRSplit, load_split, lr_subdir_for
 from ..infer.model_io import load_generator, make_runner
 from ..infer.tiling import tiled_super_resolve
 from ..registry import METRICS
@@ -67,8 +67,7 @@ class Evaluator:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         add_log_file(self.output_dir, "evaluate.log")
         write_resolved_config(cfg, self.output_dir)
-        lr_subdir = cfg.dataset.lr_subdir.replace("{scale}", str(self.scale))
-        split = load_split(cfg.need("dataset", "test_dir", "evaluate"), self.scale, lr_subdir, cfg.dataset.data_range)
+        split = load_split(cfg.need("dataset", "test_dir", "evaluate"), self.scale, lr_subdir_for(cfg), cfg.dataset.data_range)
         generator = load_generator(cfg)
         runner = make_runner(generator)
         metrics = cfg.eval.metrics

@@ -16,9 +16,8 @@ import numpy as np
 from ..callbacks.tiles import gan_tile
 from ..config.loader import Config, write_resolved_config
 from ..data.patch_dataset import load_patches
-from ..errors import UserError
 from ..infer.inferencer import sample_name
-from ..infer.model_io import make_runner
+from ..infer.model_io import generator_path, load_model, sample_images
 from ..metrics.features import FeatureExtractor
 from ..metrics.distribution import kid, mean_pairwise_ms_ssim, prdc
 from ..utils.io import atomic_write_csv
@@ -31,22 +30,6 @@ log = get_logger("evaluate")
 SMALL_PATCH_POWER_FACTORS = (0.0448, 0.2856, 0.3001)
 
 
-def load_model(path: Path):
-    import keras
-
-    import mammogan.models  # noqa: F401  (custom layers)
-
-    return keras.models.load_model(path, compile=False)
-
-
-def sample_images(model, count: int, latent_dim: int, seed: int) -> np.ndarray:
-    """`count` generated images in [0, 1], shape (N, H, W)."""
-    latents = np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
-    runner = make_runner(model)
-    batches = [runner(latents[i : i + 64]) for i in range(0, count, 64)]
-    return np.clip((np.concatenate(batches)[..., 0] + 1.0) / 2.0, 0.0, 1.0)
-
-
 class GANEvaluator:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -55,11 +38,8 @@ class GANEvaluator:
     def _arms(self, real: np.ndarray) -> dict[str, np.ndarray]:
         cfg = self.config
         models = cfg.train.output_dir / "models"
-        best = models / "best" / "generator.keras"
-        if not best.is_file():
-            raise UserError(f"{models}: no trained generator (models/best/generator.keras). Run `1.train` for {cfg.path} first.")
         count, latent_dim, seed = cfg.eval.num_samples, cfg.model.latent_dim, cfg.infer.seed
-        arms = {"generator": sample_images(load_model(best), count, latent_dim, seed)}
+        arms = {"generator": sample_images(load_model(generator_path(cfg)), count, latent_dim, seed)}
         initial = models / "initial" / "generator.keras"
         if initial.is_file():
             arms["step0_generator"] = sample_images(load_model(initial), count, latent_dim, seed)

@@ -13,7 +13,7 @@ from ..registry import BENCHMARKS
 from ..utils.io import atomic_write_csv
 from ..utils.logs import add_log_file, get_logger
 from ..utils.progress import progress
-from .model_io import generator_path, load_generator, make_runner
+from .model_io import generator_path, load_generator, make_runner, sample_images
 from .tiling import tiled_super_resolve
 
 log = get_logger("infer")
@@ -77,11 +77,7 @@ class Inferencer:
         that name is removed); the manifest keeps their row with status `rejected_near_copy`.
         """
         cfg = self.config
-        model = load_generator(cfg)
-        runner = make_runner(model)
-        rng = np.random.default_rng(cfg.infer.seed)
-        latents = rng.standard_normal((cfg.infer.num_samples, cfg.model.latent_dim)).astype(np.float32)
-        images = np.clip((runner(latents)[..., 0] + 1.0) / 2.0, 0.0, 1.0)
+        images = sample_images(load_generator(cfg), cfg.infer.num_samples, cfg.model.latent_dim, cfg.infer.seed)
         names = [sample_name(cfg.infer.seed, index) for index in range(len(images))]
         checks = self._memorisation(images, names) if cfg.infer.reject_near_copies else {}
         rows = []

@@ -23,10 +23,31 @@ def generator_path(config: Config) -> Path:
     raise UserError(f"{models}: no trained generator (models/best/generator.keras). Run `1.train` for {config.path} first.")
 
 
-def load_generator(config: Config) -> keras.Model:
+def load_model(path: Path) -> keras.Model:
     import mammogan.models  # noqa: F401  (registers the custom layers for deserialisation)
 
-    return keras.models.load_model(generator_path(config), compile=False)
+    return keras.models.load_model(path, compile=False)
+
+
+def load_generator(config: Config) -> keras.Model:
+    return load_model(generator_path(config))
+
+
+def latent_batch(count: int, latent_dim: int, seed: int) -> np.ndarray:
+    """Seeded standard-normal latents: the same seed always gives the same samples."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+
+
+def to_unit_range(generated: np.ndarray) -> np.ndarray:
+    """Generator output (tanh range, (N, H, W, 1)) → images in [0, 1], shape (N, H, W)."""
+    return np.clip((np.asarray(generated, dtype=np.float32)[..., 0] + 1.0) / 2.0, 0.0, 1.0)
+
+
+def sample_images(model: keras.Model, count: int, latent_dim: int, seed: int, batch: int = 64) -> np.ndarray:
+    """`count` generated images in [0, 1], in batches so memory stays bounded."""
+    latents = latent_batch(count, latent_dim, seed)
+    runner = make_runner(model)
+    return to_unit_range(np.concatenate([runner(latents[i : i + batch]) for i in range(0, count, batch)]))
 
 
 def make_runner(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:

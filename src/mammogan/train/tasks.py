@@ -15,10 +15,12 @@ import tensorflow as tf
 
 from ..config.loader import Config
 from ..data.patch_dataset import PatchSampler, load_patches
-from ..data.sr_dataset import CropSampler, load_split
+from ..data.sr_dataset import CropSampler, load_split, lr_subdir_for
+from ..infer.model_io import latent_batch, to_unit_range
 from ..losses import feature_matching_loss, gradient_penalty, pixel_loss_per_example
 from ..losses.perceptual import perceptual_loss_per_example, vgg_feature_model, weights_file
 from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS, LOSSES, TASKS
+from ..utils.io import atomic_write_with
 from ..utils.logs import get_logger
 from .ema import EMA
 from .optimizers import build_optimizer
@@ -33,10 +35,6 @@ def with_instance_noise(images: tf.Tensor, step: tf.Tensor, initial_std: float, 
         return images
     std = initial_std * tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / total_steps)
     return images + tf.random.normal(tf.shape(images), stddev=std)
-
-
-def model_kwargs(config: Config) -> dict[str, Any]:
-    return config.model.as_dict()
 
 
 def _scale(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
@@ -84,7 +82,7 @@ class Task:
     def build_models(self, **discriminator_overrides: Any) -> None:
         """Generator, discriminator, their optimizers (built here, inside the strategy scope) and the EMA."""
         cfg = self.config
-        kwargs = model_kwargs(cfg)
+        kwargs = cfg.model.as_dict()  # every [model] key is a keyword of the builders
         self.generator = GENERATORS.get(cfg.model.generator)(**kwargs)
         self.discriminator = DISCRIMINATORS.get(cfg.model.discriminator)(**{**kwargs, **discriminator_overrides})
         self.g_optimizer = build_optimizer(cfg, cfg.train.g_learning_rate)
@@ -110,11 +108,10 @@ class Task:
 
     def export(self, folder: Path) -> None:
         """Save the generator used for inference (EMA weights when enabled) as .keras and .weights.h5."""
-        folder.mkdir(parents=True, exist_ok=True)
         model = self.inference_generator()
-        model.save(folder / "generator.keras")
-        model.save_weights(folder / "generator.weights.h5")
-        self.discriminator.save_weights(folder / "discriminator.weights.h5")
+        atomic_write_with(folder / "generator.keras", model.save)  # a kill mid-save never leaves half a model
+        atomic_write_with(folder / "generator.weights.h5", model.save_weights)
+        atomic_write_with(folder / "discriminator.weights.h5", self.discriminator.save_weights)
 
 
 # Phase-2 generator loss terms and their default weights.
@@ -133,7 +130,7 @@ class SRGANTask(Task):
         self.scale = config.model.scale
         train_dir = config.need("dataset", "train_dir", "training")
         valid_dir = config.need("dataset", "valid_dir", "validation")
-        lr_subdir = config.dataset.lr_subdir.replace("{scale}", str(self.scale))
+        lr_subdir = lr_subdir_for(config)
         self.train_split = load_split(train_dir, self.scale, lr_subdir, config.dataset.data_range, config.dataset.patch_size)
         self.valid_split = load_split(valid_dir, self.scale, lr_subdir, config.dataset.data_range)
         self.sampler = CropSampler(self.train_split, config.dataset.patch_size, config.dataset.lesion_crop_fraction,
@@ -144,6 +141,11 @@ class SRGANTask(Task):
             raise config.error("train", "loss_weights", f"unknown term(s) {sorted(unknown)}; the SR generator loss has {list(SR_LOSS_TERMS)}")
         self.loss_weights = {**SR_LOSS_TERMS, **config.train.loss_weights}
         self.regions = tile_regions(self.valid_split, config.train.tile_images)
+        # The validation images never change, so their bicubic PSNR is computed once.
+        from ..evaluate.comparison import bicubic_upscale, psnr_np
+
+        self.bicubic_psnr = [psnr_np(hr, np.clip(bicubic_upscale(lr, self.scale), 0, 1), 1.0)
+                             for lr, hr in zip(self.valid_split.lr, self.valid_split.hr)]
 
     def build(self) -> None:
         self.build_models()
@@ -216,24 +218,17 @@ class SRGANTask(Task):
         return np.clip(np.asarray(output, dtype=np.float32)[0, ..., 0], 0.0, 1.0)
 
     def validate(self) -> dict[str, float]:
-        from ..evaluate.comparison import bicubic_upscale, psnr_np, ssim_np
+        from ..evaluate.comparison import psnr_np, ssim_np
 
-        psnr, ssim, gain = [], [], []
-        for lr, hr in zip(self.valid_split.lr, self.valid_split.hr):
-            sr = self.super_resolve(lr)
-            bicubic = np.clip(bicubic_upscale(lr, self.scale), 0, 1)
-            psnr.append(psnr_np(hr, sr, 1.0))
-            ssim.append(ssim_np(hr, sr, 1.0))
-            gain.append(psnr[-1] - psnr_np(hr, bicubic, 1.0))
+        outputs = [self.super_resolve(lr) for lr in self.valid_split.lr]
+        psnr = [psnr_np(hr, sr, 1.0) for hr, sr in zip(self.valid_split.hr, outputs)]
+        ssim = [ssim_np(hr, sr, 1.0) for hr, sr in zip(self.valid_split.hr, outputs)]
+        gain = np.subtract(psnr, self.bicubic_psnr)
         return {"val/psnr": float(np.mean(psnr)), "val/ssim": float(np.mean(ssim)), "val/psnr_gain": float(np.mean(gain))}
 
     def write_tile(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
         sr_tile(path, epoch, self.valid_split, self.regions,
                 lambda region: crop_with_context(self.valid_split, region, self.super_resolve), metrics)
-
-
-def _latents(count: int, dim: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
 
 
 @TASKS.register("dcgan")
@@ -255,7 +250,7 @@ class PatchGANTask(Task):
         self.sampler = PatchSampler(self.train_images, config.dataset.augment_flips, config.train.seed)
         self.phases = [("gan", config.train.gan_steps)]
         # One fixed latent batch: its first rows are the tile, all of it feeds the validation KID.
-        self.fixed_latents = _latents(max(64, config.train.tile_images * 4), config.model.latent_dim, config.train.seed + 1)
+        self.fixed_latents = latent_batch(max(64, config.train.tile_images * 4), config.model.latent_dim, config.train.seed + 1)
         self.tile_count = config.train.tile_images * 4
         self.wasserstein = config.train.adversarial_loss == "wasserstein"
         self.critic_steps = config.train.n_critic if self.wasserstein else 1
@@ -309,8 +304,7 @@ class PatchGANTask(Task):
 
     def sample(self, latents: np.ndarray) -> np.ndarray:
         """Generated images in [0, 1], shape (N, H, W)."""
-        output = self.inference_generator()(latents, training=False)
-        return np.clip((np.asarray(output, dtype=np.float32)[..., 0] + 1.0) / 2.0, 0.0, 1.0)
+        return to_unit_range(self.inference_generator()(latents, training=False))
 
     def validate(self) -> dict[str, float]:
         from ..evaluate.comparison import moment_distance
