@@ -10,6 +10,26 @@ import numpy as np
 import pytest
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def prepared_sample(tmp_path_factory) -> Path:
+    """The bundled MIAS sample prepared once per session (8-bit, ×2 pairs, lesion and healthy patches).
+
+    Returns the dataset folder; tests read it and never write into it.
+    """
+    from mammogan.cli import main
+
+    root = tmp_path_factory.mktemp("prepared_sample")
+    config = root / "prepare.config"
+    sample = REPO / "sample" / "mias"
+    config.write_text(f'[prepare]\nkind = "mias"\ninput_dir = "{sample}"\ninfo_file = "{sample / "Info.txt"}"\n'
+                      'output_dir = "./data"\nbit_depth = 8\nsr_scales = [2]\n')
+    assert main(["prepare", str(config)]) == 0
+    return root / "data"
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """`../shared/data` beside the repository; tests that need it skip when it is absent."""

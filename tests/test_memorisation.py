@@ -4,7 +4,6 @@ other patients' patches are not; the GAN evaluator reports it and the inferencer
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import keras
@@ -19,23 +18,15 @@ from mammogan.evaluate.memorisation import check_memorisation, patch_names, ssim
 from mammogan.metrics.full_reference import ssim
 from mammogan.registry import FEATURE_EXTRACTORS
 
-REPO = Path(__file__).resolve().parents[1]
 LATENT = 8
 SEED = 7
 SAMPLES = 10
 
 
 @pytest.fixture(scope="module")
-def patches(tmp_path_factory) -> Path:
-    """The bundled sample prepared into 64² patches split by patient: returns the `patches` folder."""
-    root = tmp_path_factory.mktemp("memorisation")
-    shutil.copytree(REPO / "sample", root / "sample")
-    (root / "dataset").mkdir()
-    (root / "dataset" / "s.config").write_text(
-        '[prepare]\nkind = "mias"\ninput_dir = "../sample/mias"\ninfo_file = "../sample/mias/Info.txt"\n'
-        'output_dir = "./S"\nbit_depth = 8\nsr_scales = [2]\n')
-    assert main(["prepare", str(root / "dataset" / "s.config")]) == 0
-    return root / "dataset" / "S" / "patches"
+def patches(prepared_sample) -> Path:
+    """64² patches of the bundled sample, split by patient."""
+    return prepared_sample / "patches"
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

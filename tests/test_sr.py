@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 import keras
@@ -49,25 +48,20 @@ def test_bicubic_baseline_matches_pillow_bicubic():
 
 
 @pytest.fixture(scope="module")
-def sr_run(tmp_path_factory):
-    """Prepare the bundled sample and train a tiny SRGAN for a few steps (shared by the tests below)."""
+def sr_run(tmp_path_factory, prepared_sample):
+    """A tiny SRGAN trained for a few steps on the prepared sample (shared by the tests below)."""
     root = tmp_path_factory.mktemp("sr")
-    shutil.copytree(REPO / "sample", root / "sample")
-    (root / "dataset").mkdir()
-    (root / "dataset" / "s.config").write_text(
-        '[prepare]\nkind = "mias"\ninput_dir = "../sample/mias"\ninfo_file = "../sample/mias/Info.txt"\n'
-        'output_dir = "./S"\nbit_depth = 8\nsr_scales = [2]\nnormal_patches_per_image = 0\n')
-    assert main(["prepare", str(root / "dataset" / "s.config")]) == 0
     project = root / "projects" / "SR"
     project.mkdir(parents=True)
     config = project / "train_eval_infer.config"
     config.write_text(
         '[model]\ntask = "srgan"\ngenerator = "srresnet"\nscale = 2\nfilters = 16\nblocks = 2\nd_filters = 8\nd_blocks = 2\n'
-        '[dataset]\ntrain_dir = "../../dataset/S/train"\nvalid_dir = "../../dataset/S/valid"\ntest_dir = "../../dataset/S/test"\n'
+        f'[dataset]\ntrain_dir = "{prepared_sample / "train"}"\nvalid_dir = "{prepared_sample / "valid"}"\n'
+        f'test_dir = "{prepared_sample / "test"}"\n'
         'lr_subdir = "lr_x2"\npatch_size = 48\n'
         '[train]\nbatch_size = 8\npretrain_steps = 60\ngan_steps = 10\nsteps_per_epoch = 35\ng_learning_rate = 5e-4\nema_decay = 0\n'
         '[eval]\nmetrics = ["psnr", "ssim"]\ncomparison_crops = 1\n'
-        '[infer]\ninput_dir = "../../dataset/S/test/lr_x2"\ntile_size = 64\ntile_overlap = 16\n')
+        f'[infer]\ninput_dir = "{prepared_sample / "test" / "lr_x2"}"\ntile_size = 64\ntile_overlap = 16\n')
     assert main(["train", str(config)]) == 0
     return project
 
@@ -98,21 +92,21 @@ def test_evaluate_reports_model_and_bicubic(sr_run):
     assert list((sr_run / "output" / "evaluation" / "comparisons").glob("*.png"))
 
 
-def test_infer_keeps_bit_depth_and_scales(sr_run, tmp_path):
+def test_infer_keeps_bit_depth_and_scales(sr_run, prepared_sample):
     assert main(["infer", str(sr_run / "train_eval_infer.config")]) == 0
     outputs = sorted((sr_run / "output" / "inference").glob("*.png"))
-    inputs = sorted((sr_run.parents[1] / "dataset" / "S" / "test" / "lr_x2").glob("*.png"))
+    inputs = sorted((prepared_sample / "test" / "lr_x2").glob("*.png"))
     assert [p.name for p in outputs] == [p.name for p in inputs]
     for source, result in zip(inputs, outputs):
         lr, sr = read_image(source), read_image(result)
         assert sr.dtype == lr.dtype and sr.shape == (lr.shape[0] * 2, lr.shape[1] * 2)
 
 
-def test_on_the_fly_degradation_equals_prepared_pairs(sr_run):
+def test_on_the_fly_degradation_equals_prepared_pairs(prepared_sample):
     """HR-only folders are degraded with the dataset's recorded degradation: identical to prepare's LR files."""
     from mammogan.data.sr_dataset import load_split
 
-    train = sr_run.parents[1] / "dataset" / "S" / "train"
+    train = prepared_sample / "train"
     prepared = load_split(train, 2, "lr_x2", 0)
     on_the_fly = load_split(train, 2, "", 0)
     assert prepared.names == on_the_fly.names

@@ -15,7 +15,6 @@ import pytest
 
 from mammogan.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 
 MODEL = """
 [model]
@@ -27,25 +26,6 @@ blocks = 1
 d_filters = 8
 d_blocks = 2
 """
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory) -> Path:
-    """The bundled sample prepared once (×2 pairs only) for every test here."""
-    root = tmp_path_factory.mktemp("prepared")
-    config = root / "prepare.config"
-    config.write_text(textwrap.dedent(f"""
-        [prepare]
-        kind = "mias"
-        input_dir = "{REPO / 'sample' / 'mias'}"
-        info_file = "{REPO / 'sample' / 'mias' / 'Info.txt'}"
-        output_dir = "./data"
-        bit_depth = 8
-        sr_scales = [2]
-        normal_patches_per_image = 0
-    """))
-    assert main(["prepare", str(config)]) == 0
-    return root / "data"
 
 
 def sr_config(folder: Path, data: Path, train: str) -> Path:
@@ -71,9 +51,9 @@ def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "mammogan", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def test_sigkill_mid_run_then_resume_finishes_with_right_steps(prepared, tmp_path):
+def test_sigkill_mid_run_then_resume_finishes_with_right_steps(prepared_sample, tmp_path):
     run = tmp_path / "run"
-    config = sr_config(run, prepared, """
+    config = sr_config(run, prepared_sample, """
         batch_size = 4
         pretrain_steps = 40
         gan_steps = 20
@@ -105,9 +85,9 @@ def test_sigkill_mid_run_then_resume_finishes_with_right_steps(prepared, tmp_pat
     assert (run / "output" / "models" / "final" / "generator.keras").is_file()
 
 
-def test_corrupt_latest_checkpoint_falls_back_to_previous(prepared, tmp_path):
+def test_corrupt_latest_checkpoint_falls_back_to_previous(prepared_sample, tmp_path):
     run = tmp_path / "run"
-    config = sr_config(run, prepared, """
+    config = sr_config(run, prepared_sample, """
         batch_size = 4
         pretrain_steps = 10
         gan_steps = 0
@@ -125,9 +105,9 @@ def test_corrupt_latest_checkpoint_falls_back_to_previous(prepared, tmp_path):
     assert int(rows(run)[-1]["step"]) == 15
 
 
-def test_nan_guard_stops_with_step_and_loss_and_keeps_checkpoints(prepared, tmp_path):
+def test_nan_guard_stops_with_step_and_loss_and_keeps_checkpoints(prepared_sample, tmp_path):
     run = tmp_path / "run"
-    config = sr_config(run, prepared, """
+    config = sr_config(run, prepared_sample, """
         batch_size = 4
         pretrain_steps = 200
         gan_steps = 0
@@ -142,9 +122,9 @@ def test_nan_guard_stops_with_step_and_loss_and_keeps_checkpoints(prepared, tmp_
     assert "Traceback" not in result.stderr
 
 
-def test_stop_file_ends_training_cleanly(prepared, tmp_path):
+def test_stop_file_ends_training_cleanly(prepared_sample, tmp_path):
     run = tmp_path / "run"
-    config = sr_config(run, prepared, """
+    config = sr_config(run, prepared_sample, """
         batch_size = 4
         pretrain_steps = 50
         gan_steps = 0
@@ -182,7 +162,7 @@ print("RELATIVE_DIFFERENCE", worst)
 """
 
 
-def test_one_and_two_replicas_take_the_same_first_step(prepared, tmp_path):
+def test_one_and_two_replicas_take_the_same_first_step(prepared_sample, tmp_path):
     """With SGD the first update is lr × gradient: a mirrored run on two logical CPUs must match one device."""
     train = """
         batch_size = 8
@@ -194,8 +174,8 @@ def test_one_and_two_replicas_take_the_same_first_step(prepared, tmp_path):
         g_learning_rate = 0.01
         ema_decay = 0
     """
-    single = sr_config(tmp_path / "single", prepared, train + 'strategy = "default"\n')
-    mirrored = sr_config(tmp_path / "mirrored", prepared, train + 'strategy = "mirrored"\n')
+    single = sr_config(tmp_path / "single", prepared_sample, train + 'strategy = "default"\n')
+    mirrored = sr_config(tmp_path / "mirrored", prepared_sample, train + 'strategy = "mirrored"\n')
     script = tmp_path / "replicas.py"
     script.write_text(REPLICA_SCRIPT)
     result = subprocess.run([sys.executable, str(script), str(single), str(mirrored)], capture_output=True, text=True,
@@ -217,12 +197,12 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def test_multi_worker_two_local_processes(prepared, tmp_path):
+def test_multi_worker_two_local_processes(prepared_sample, tmp_path):
     """MultiWorkerMirroredStrategy with two worker processes on 127.0.0.1: both finish; only the chief writes."""
     import json
 
     run = tmp_path / "run"
-    config = sr_config(run, prepared, """
+    config = sr_config(run, prepared_sample, """
         batch_size = 4
         pretrain_steps = 4
         gan_steps = 2
@@ -244,9 +224,9 @@ def test_multi_worker_two_local_processes(prepared, tmp_path):
     assert not (run / "output" / ".worker_checkpoints" / "1").exists()
 
 
-def test_perceptual_imagenet_without_local_weights_fails_fast_with_instructions(prepared, tmp_path):
+def test_perceptual_imagenet_without_local_weights_fails_fast_with_instructions(prepared_sample, tmp_path):
     run = tmp_path / "run"
-    config = sr_config(run, prepared, """
+    config = sr_config(run, prepared_sample, """
         batch_size = 4
         pretrain_steps = 2
         gan_steps = 2
@@ -262,7 +242,7 @@ def test_perceptual_imagenet_without_local_weights_fails_fast_with_instructions(
     assert str(tmp_path / "empty_keras_home" / "models") in result.stderr.replace("\n", "")
 
 
-def test_perceptual_loss_from_a_local_weights_file_and_mixed_precision(prepared, tmp_path):
+def test_perceptual_loss_from_a_local_weights_file_and_mixed_precision(prepared_sample, tmp_path):
     """SRGAN phase 2 with a VGG19 perceptual term from a local file, in mixed_float16 with loss scaling."""
     import keras
 
@@ -270,7 +250,7 @@ def test_perceptual_loss_from_a_local_weights_file_and_mixed_precision(prepared,
     keras.utils.set_random_seed(0)
     keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3)).save_weights(weights)
     run = tmp_path / "run"
-    config = sr_config(run, prepared, f"""
+    config = sr_config(run, prepared_sample, f"""
         batch_size = 4
         pretrain_steps = 2
         gan_steps = 2
@@ -286,8 +266,8 @@ def test_perceptual_loss_from_a_local_weights_file_and_mixed_precision(prepared,
     assert all(float(history[-1][k]) == float(history[-1][k]) for k in ("gan/g", "gan/d"))  # finite, not NaN
 
 
-def test_unknown_loss_term_is_a_config_error(prepared, tmp_path):
-    config = sr_config(tmp_path / "run", prepared, """
+def test_unknown_loss_term_is_a_config_error(prepared_sample, tmp_path):
+    config = sr_config(tmp_path / "run", prepared_sample, """
         loss_weights = { pixel = 1.0, perceptul = 0.1 }
     """)
     result = cli("train", str(config))
