@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
+from .dicom import DICOM_ERRORS
 
 from ..errors import DataError
 from ..utils.logs import get_logger
@@ -34,7 +34,6 @@ _REQUIRED = ("patient id", "left or right breast", "image view", "abnormality ty
 _DETAILS = ("calc type", "calc distribution", "mass shape", "mass margins")
 _CLASSES = {"calcification": "calcification", "mass": "mass"}
 _IMAGE_SUFFIXES = DICOM_SUFFIXES + RASTER_SUFFIXES
-_DICOM_ERRORS = (InvalidDicomError, OSError, ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, EOFError, TypeError)
 
 
 def _table_path(value: Any) -> str | None:
@@ -154,7 +153,7 @@ def _stored_pixels(path: Path) -> np.ndarray:
     if path.suffix.lower() in DICOM_SUFFIXES:
         try:
             return pydicom.dcmread(path).pixel_array
-        except _DICOM_ERRORS as exc:
+        except DICOM_ERRORS as exc:
             raise DataError(f"{path}: cannot read the DICOM pixels ({type(exc).__name__}: {exc}).") from None
     return read_image(path)
 

@@ -38,14 +38,13 @@ SAFE_TAGS = (
     "PresentationIntentType",
 )
 
-_DECODE_ERRORS = (InvalidDicomError, OSError, ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, EOFError, TypeError)
+DICOM_ERRORS = (InvalidDicomError, OSError, ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError, EOFError, TypeError)
 
 
 @dataclass
 class DicomImage:
     pixels: np.ndarray  # float64 in [0, 1], dense tissue bright
     metadata: dict[str, Any]
-    patient_key: str  # raw patient identifier: used only to derive a pseudonym, never written
     laterality: str | None
     view: str | None
     pixel_spacing_mm: float | None
@@ -57,7 +56,7 @@ def read_dicom(path: Path, apply_voi: bool) -> DicomImage:
         warnings.simplefilter("always")
         try:
             dataset = pydicom.dcmread(path)
-        except _DECODE_ERRORS as exc:
+        except DICOM_ERRORS as exc:
             raise DataError(f"{path}: not a readable DICOM file ({type(exc).__name__}: {exc}).") from None
     # pydicom only warns when a file ends inside an element and then drops that element (often PixelData).
     truncated = [w for w in caught if "End of file reached" in str(w.message)]
@@ -68,7 +67,7 @@ def read_dicom(path: Path, apply_voi: bool) -> DicomImage:
     syntax = dataset.file_meta.get("TransferSyntaxUID") if hasattr(dataset, "file_meta") else None
     try:
         pixels = dataset.pixel_array
-    except _DECODE_ERRORS as exc:
+    except DICOM_ERRORS as exc:
         syntax_text = f"{syntax.name} ({syntax})" if syntax else "unknown transfer syntax"
         hint = (" JPEG 2000 needs pylibjpeg + pylibjpeg-openjpeg; JPEG-LS and 12-bit JPEG Extended need another "
                 "plugin (e.g. pylibjpeg-libjpeg or GDCM) and may still be unsupported.") if syntax and syntax.is_compressed else ""
@@ -82,7 +81,7 @@ def read_dicom(path: Path, apply_voi: bool) -> DicomImage:
         values = apply_modality_lut(pixels, dataset).astype(np.float64)
         if apply_voi:
             values = apply_voi_lut(values, dataset, index=0, prefer_lut=True).astype(np.float64)
-    except _DECODE_ERRORS as exc:
+    except DICOM_ERRORS as exc:
         raise DataError(f"{path}: invalid Modality/VOI LUT ({_one_line(exc)}).") from None
     low, high = float(values.min()), float(values.max())
     if high <= low:
@@ -95,7 +94,6 @@ def read_dicom(path: Path, apply_voi: bool) -> DicomImage:
     return DicomImage(
         pixels=values,
         metadata=safe_metadata(dataset),
-        patient_key=str(dataset.get("PatientID", "")).strip(),
         laterality=laterality,
         view=view,
         pixel_spacing_mm=_pixel_spacing(dataset),

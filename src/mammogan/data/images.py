@@ -66,10 +66,6 @@ def read_mask(path: Path) -> np.ndarray:
     return mask
 
 
-def max_value(image: np.ndarray) -> int:
-    """The full-scale value of the image's dtype (255 or 65535)."""
-    return int(np.iinfo(image.dtype).max)
-
 
 def write_png(path: Path, image: np.ndarray) -> None:
     """Write a uint8/uint16 greyscale PNG atomically."""
@@ -80,17 +76,3 @@ def write_png(path: Path, image: np.ndarray) -> None:
         raise DataError(f"{path}: PNG encoding failed.")
     atomic_write_bytes(path, encoded.tobytes())
 
-
-def to_bit_depth(image: np.ndarray, bits: int) -> np.ndarray:
-    """Rescale a uint8/uint16 image to 8 or 16 bits (full-scale to full-scale)."""
-    target = np.uint8 if bits == 8 else np.uint16
-    if image.dtype == target:
-        return image
-    scaled = image.astype(np.float64) * (np.iinfo(target).max / np.iinfo(image.dtype).max)
-    return np.round(scaled).astype(target)
-
-
-def pair_by_name(images_dir: Path, other_dir: Path) -> list[tuple[Path, Path | None]]:
-    """Pair each image with the file of the same stem in `other_dir` (None when there is none)."""
-    others = {p.stem: p for p in list_images(other_dir)} if other_dir.is_dir() else {}
-    return [(p, others.get(p.stem)) for p in list_images(images_dir)]

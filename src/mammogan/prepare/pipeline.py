@@ -25,7 +25,7 @@ import numpy as np
 
 from ..config.loader import Config, write_resolved_config
 from ..data.breast import Box, breast_mask, chest_wall_side, crop_box, dilate
-from ..data.degradation import DegradationSpec, degrade
+from ..data.degradation import DegradationSpec, degrade, trim_to_multiple
 from ..data.images import DICOM_SUFFIXES, read_image, write_png
 from ..data.lesions import LESION_CLASSES, SourceImage
 from ..data.masks import GridTransform, class_masks
@@ -104,7 +104,7 @@ class PrepareSettings:
 
 
 def _sr_patch_size(config: Config) -> int:
-    size, multiple = config.prepare.sr_patch_size, _lcm(tuple(config.prepare.sr_scales))
+    size, multiple = config.prepare.sr_patch_size, math.lcm(*config.prepare.sr_scales)
     if size % multiple:
         raise config.error("prepare", "sr_patch_size", f"expected a multiple of {multiple} so that every sr_scales "
                            "factor divides it (LR patches are HR patches / scale), or 0")
@@ -131,11 +131,10 @@ class Loaded:
 
 def load_source(source: SourceImage, settings: PrepareSettings) -> Loaded:
     if source.path.suffix.lower() in DICOM_SUFFIXES:
-        from ..data.dicom import pseudonym, read_dicom
+        from ..data.dicom import read_dicom
 
         image = read_dicom(source.path, settings.voi_lut)
-        identifier = source.patient_id or image.patient_key or source.path.parent.name or source.image_id
-        return Loaded(image.pixels, pseudonym(identifier, settings.pseudonym_key), image.laterality or source.laterality,
+        return Loaded(image.pixels, source.patient_id, image.laterality or source.laterality,
                       image.view or source.view, image.pixel_spacing_mm, {**source.metadata, **image.metadata})
     raw = read_image(source.path)
     pixels = raw.astype(np.float64) / _full_scale(raw)
@@ -150,11 +149,6 @@ def _full_scale(raw: np.ndarray) -> int:
     return (1 << max(8, int(raw.max()).bit_length())) - 1
 
 
-def _lcm(values: tuple[int, ...]) -> int:
-    result = 1
-    for value in values:
-        result = result * value // math.gcd(result, value)
-    return result
 
 
 def _quantise(pixels: np.ndarray, bits: int) -> np.ndarray:
@@ -183,8 +177,8 @@ def prepare_one(source: SourceImage, split: str, loaded: Loaded, settings: Prepa
         pixels = cv2.resize(pixels.astype(np.float32), size, interpolation=cv2.INTER_AREA).astype(np.float64)
         region = cv2.resize(region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
         resize = size[0] / box.width
-    multiple = _lcm(settings.sr_scales) if settings.sr_scales else 1
-    pixels = pixels[: pixels.shape[0] - pixels.shape[0] % multiple, : pixels.shape[1] - pixels.shape[1] % multiple]
+    multiple = math.lcm(*settings.sr_scales)
+    pixels = trim_to_multiple(pixels, multiple)
     region = region[: pixels.shape[0], : pixels.shape[1]]
     if min(pixels.shape) < max(multiple, 8):
         raise DataError(f"{source.path}: only {pixels.shape[1]}x{pixels.shape[0]} pixels remain after cropping; check crop_threshold.")
@@ -274,20 +268,26 @@ def _remove_outputs(output_dir: Path, record: dict[str, Any]) -> None:
 
 
 def _patients(sources: list[SourceImage], settings: PrepareSettings) -> dict[str, str]:
-    """Patient of every source; DICOM patients are read from the header (cheaply, without pixels)."""
+    """The one patient id of every source, used for the split and written to the records.
+
+    DICOM patients become keyed pseudonyms of the reader's id, else the header's PatientID (read
+    without pixels), else the parent folder or file name.
+    """
+    import pydicom
+
+    from ..data.dicom import DICOM_ERRORS, pseudonym
+
     patients = {}
     for source in sources:
-        if source.patient_id:
+        if source.path.suffix.lower() not in DICOM_SUFFIXES:
             patients[source.image_id] = source.patient_id
             continue
-        from ..data.dicom import pseudonym
-        import pydicom
-
-        identifier = ""
-        try:
-            identifier = str(pydicom.dcmread(source.path, stop_before_pixels=True).get("PatientID", "")).strip()
-        except (pydicom.errors.InvalidDicomError, OSError, ValueError, EOFError, KeyError, AttributeError, TypeError):
-            identifier = ""  # unreadable files fail later with their own message
+        identifier = source.patient_id
+        if not identifier:
+            try:
+                identifier = str(pydicom.dcmread(source.path, stop_before_pixels=True).get("PatientID", "")).strip()
+            except DICOM_ERRORS:
+                identifier = ""  # unreadable files fail later with their own message
         patients[source.image_id] = pseudonym(identifier or source.path.parent.name or source.image_id, settings.pseudonym_key)
     return patients
 
@@ -322,6 +322,7 @@ def run_prepare(config: Config) -> int:
     jobs = []
     changed = 0
     for source in sources:
+        source = replace(source, patient_id=patients[source.image_id])
         marker = output_dir / RECORDS / f"{source.image_id}.json"
         split = splits[source.image_id]
         fingerprint = _fingerprint(settings, source, split)
