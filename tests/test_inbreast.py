@@ -172,7 +172,8 @@ def test_merge_keeps_every_image_and_uses_null_for_unknowns(inbreast):
 
 
 def test_file_names_and_matching():
-    assert parse_name("20586908_6c613a14b80a8591_MG_R_CC_ANON") == parse_name("20586908_6c613a14b80a8591_MG_R_CC_ANON")
+    name = parse_name("20586908_6c613a14b80a8591_MG_R_CC_ANON")
+    assert (name.file_id, name.patient_hash, name.laterality, name.view) == ("20586908", "6c613a14b80a8591", "R", "CC")
     name = parse_name("20586934_6c613a14b80a8591_MG_L_ML_ANON")
     assert (name.file_id, name.patient_hash, name.laterality, name.view) == ("20586934", "6c613a14b80a8591", "L", "MLO")
     assert parse_name("22678622").file_id == "22678622" and parse_name("22678622").laterality is None
