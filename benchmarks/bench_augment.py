@@ -318,10 +318,11 @@ def targets(rows: list[dict[str, Any]], references: dict[int, dict[str, Any]]) -
     checks = [
         ("512² 1 worker vs reference", _find(rows, equivalent, 512, 1) / references[512]["pairs_per_s"], 5.0),
         ("512² 2 workers vs 1 worker", _find(rows, equivalent, 512, 2) / _find(rows, equivalent, 512, 1), 1.8),
-        ("2048² 2 workers vs 1 worker", _find(rows, equivalent, 2048, 2) / _find(rows, equivalent, 2048, 1), 1.8),
+        ("2048² 2 workers vs 1 worker (not an issue target)", _find(rows, equivalent, 2048, 2) / _find(rows, equivalent, 2048, 1), None),
         ("2048² 1 worker vs reference", _find(rows, equivalent, 2048, 1) / references[2048]["pairs_per_s"], 20.0),
     ]
-    return [{"target": name, "ratio": ratio, "required": required, "met": ratio >= required} for name, ratio, required in checks]
+    return [{"target": name, "ratio": ratio, "required": required, "met": None if required is None else ratio >= required}
+            for name, ratio, required in checks]
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -345,12 +346,18 @@ def markdown(results: dict[str, Any]) -> str:
               "| barrel map build | per-pixel loop | vectorised | ratio |", "| --- | ---: | ---: | ---: |"]
     lines += [f"| {b['size']}² | {b['loop_s']:.2f} s | {b['vectorised_s'] * 1000:.1f} ms | {b['ratio']:.0f}× |" for b in results["barrel_maps"]]
     lines += ["", "| target (antillia-equivalent recipe, 32 pairs per source) | ratio | required | met |", "| --- | ---: | ---: | --- |"]
-    lines += [f"| {t['target']} | {t['ratio']:.1f}× | ≥ {t['required']}× | {'yes' if t['met'] else 'NO'} |" for t in results["targets"]]
+    lines += [f"| {t['target']} | {t['ratio']:.2f}× | " + ("– | – |" if t["required"] is None else
+              f"≥ {t['required']}× | {'yes' if t['met'] else 'NO'} |") for t in results["targets"]]
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    results = run()
+    if sys.argv[1:] == ["--render"]:  # re-render augment.md from augment.json after a change of the report
+        results = json.loads((RESULTS / "augment.json").read_text())
+        results["reference"] = {int(k): v for k, v in results["reference"].items()}
+        results["targets"] = targets(results["rows"], results["reference"])
+    else:
+        results = run()
     atomic_write_text(RESULTS / "augment.json", json.dumps(results, indent=1))
     atomic_write_text(RESULTS / "augment.md", markdown(results))
     print(markdown(results))

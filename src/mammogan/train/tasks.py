@@ -64,6 +64,17 @@ class Task:
     def start_phase(self, phase: str, first: bool) -> None:
         """Called when a phase begins (or resumes)."""
 
+    def d_view(self, images: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
+        """What the discriminator sees of a real or fake batch in its own step (every family calls this).
+
+        Small-data stabilisers live here so that each task gets them by calling one method.
+        """
+        total_steps = float(max(1, sum(s for _, s in self.phases)))
+        return with_instance_noise(images, step, self.config.train.instance_noise, total_steps)
+
+    def observe_real_logits(self, real_logits: tf.Tensor) -> None:
+        """Called in the discriminator step with D's raw outputs on real images (adaptive augmentation hooks in here)."""
+
     def after_step(self, phase: str) -> None:
         if self.ema is not None:
             self.ema.update()
@@ -172,7 +183,6 @@ class SRGANTask(Task):
         cfg = self.config.train
         weights = self.loss_weights
         generator, discriminator = self.generator, self.discriminator
-        total_steps = float(sum(s for _, s in self.phases))
 
         def pretrain(batch, step):
             lr, hr, mask = batch
@@ -183,15 +193,13 @@ class SRGANTask(Task):
             _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
             return {"pixel": loss}
 
-        def noisy(images, step):
-            return with_instance_noise(images, step, cfg.instance_noise, total_steps)
-
         def adversarial(batch, step):
             lr, hr, mask = batch
             sr = generator(lr, training=True)
             with tf.GradientTape() as tape:
-                real_logits = discriminator(noisy(hr, step), training=True)[0]
-                fake_logits = discriminator(noisy(sr, step), training=True)[0]
+                real_logits = discriminator(self.d_view(hr, step), training=True)[0]
+                fake_logits = discriminator(self.d_view(sr, step), training=True)[0]
+                self.observe_real_logits(real_logits)
                 d_loss = self.average(self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing))
                 scaled = _scale(self.d_optimizer, d_loss)
             _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
@@ -268,10 +276,6 @@ class PatchGANTask(Task):
         cfg = self.config.train
         generator, discriminator = self.generator, self.discriminator
         latent_dim = self.config.model.latent_dim
-        total_steps = float(cfg.gan_steps)
-
-        def noisy(images, step):
-            return with_instance_noise(images, step, cfg.instance_noise, total_steps)
 
         def step_fn(batch, step):
             real_all = batch * 2.0 - 1.0  # [0, 1] → the generator's tanh range
@@ -282,8 +286,9 @@ class PatchGANTask(Task):
                 noise = tf.random.normal([per_replica, latent_dim])
                 fake = generator(noise, training=True)
                 with tf.GradientTape() as tape:
-                    real_logits = discriminator(noisy(real, step), training=True)[0]
-                    fake_logits = discriminator(noisy(fake, step), training=True)[0]
+                    real_logits = discriminator(self.d_view(real, step), training=True)[0]
+                    fake_logits = discriminator(self.d_view(fake, step), training=True)[0]
+                    self.observe_real_logits(real_logits)
                     per_example = self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing)
                     if self.gp_weight > 0:
                         per_example += self.gp_weight * gradient_penalty(lambda x: discriminator(x, training=True)[0], real, fake)
