@@ -21,15 +21,16 @@ from .errors import ConfigError
 # Modules whose import fills the registries. Imported lazily on first lookup so that
 # `mammogan config keys` does not pay for importing TensorFlow.
 _PROVIDERS: dict[str, tuple[str, ...]] = {
-    "generator": ("mammogan.models",),
-    "discriminator": ("mammogan.models",),
+    "generator": ("mammogan.models", "mammogan.models.conditional"),
+    "discriminator": ("mammogan.models", "mammogan.models.conditional"),
     "loss": ("mammogan.losses",),
     "adversarial_loss": ("mammogan.losses",),
     "metric": ("mammogan.metrics",),
     "optimizer": ("mammogan.train.optimizers",),
     "schedule": ("mammogan.train.optimizers",),
-    "task": ("mammogan.train.tasks",),
+    "task": ("mammogan.train.tasks", "mammogan.train.conditional"),
     "augmentation": ("mammogan.augment.transforms",),
+    "diffaugment": ("mammogan.train.stabilisers",),
     "degradation": ("mammogan.data.degradation",),
     "prepare_kind": ("mammogan.prepare.sources",),
     "feature_extractor": ("mammogan.metrics.features",),
@@ -96,6 +97,7 @@ OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")
 TASKS = Registry("task")
 AUGMENTATIONS = Registry("augmentation")
+DIFFAUGMENTS = Registry("diffaugment")  # differentiable policies applied before the discriminator
 DEGRADATIONS = Registry("degradation")
 PREPARE_KINDS = Registry("prepare_kind")
 FEATURE_EXTRACTORS = Registry("feature_extractor")
@@ -116,6 +118,7 @@ REGISTRIES: dict[str, Registry] = {
         SCHEDULES,
         TASKS,
         AUGMENTATIONS,
+        DIFFAUGMENTS,
         DEGRADATIONS,
         PREPARE_KINDS,
         FEATURE_EXTRACTORS,

@@ -142,11 +142,17 @@ def _grid(images: np.ndarray, columns: int, cell: int) -> np.ndarray:
     return grid
 
 
-def gan_tile(path: Path, epoch: int, samples: np.ndarray, real: np.ndarray, metrics: dict[str, float]) -> None:
-    """Fixed-latent samples (same latents every epoch) above a strip of real patches."""
+def gan_tile(path: Path, epoch: int, samples: np.ndarray, real: np.ndarray, metrics: dict[str, float],
+             row_labels: list[str] | None = None) -> None:
+    """Fixed-latent samples (same latents every epoch) above a strip of real patches.
+
+    `row_labels` (conditional GANs) names each row of 8 samples, e.g. the class it was generated for.
+    """
     columns = 8
     cell = 128 if samples.shape[1] <= 128 else samples.shape[1]
     fake_grid = _grid(samples, columns, cell)
+    for row, name in enumerate(row_labels or []):
+        _text(fake_grid, name, 8, 4 + row * (cell + 4) + 16, 0.5, INSET_COLOUR)
     real_grid = _grid(real[:columns], columns, cell)
     width = fake_grid.shape[1]
     header = np.full((HEADER, width, 3), BACKGROUND, np.uint8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,33 @@ def load_patches(folder: Path, size: int) -> np.ndarray:
     paths = list_images(source)
     if not paths:
         raise DataError(f"{source}: no patch images found.")
+    return _read_resized(paths, size)
+
+
+def load_synthetic_patches(folders: list[Path], size: int, where: str) -> np.ndarray:
+    """The images a GAN `infer` wrote into each folder, as listed by its manifest.csv (near-copies left out).
+
+    `where` names the config key for error messages.
+    """
+    paths = []
+    for folder in folders:
+        manifest = folder / "manifest.csv"
+        if not folder.is_dir():
+            raise DataError(f"{where}: folder {folder} does not exist (expected the output of a GAN `infer`).")
+        if not manifest.is_file():
+            raise DataError(f"{where}: {folder} has no manifest.csv (expected the output of a GAN `infer`: images/ and manifest.csv).")
+        with manifest.open(newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("status") != "rejected_near_copy"]
+        listed = [folder / "images" / row["image"] for row in rows if row.get("image")]
+        missing = [path.name for path in listed if not path.is_file()]
+        if missing or not listed:
+            problem = f"{len(missing)} image(s) listed in manifest.csv are missing from images/, e.g. {missing[0]}" if missing else "its manifest.csv lists no images"
+            raise DataError(f"{where}: {folder}: {problem}.")
+        paths.extend(listed)
+    return _read_resized(paths, size)
+
+
+def _read_resized(paths: list[Path], size: int) -> np.ndarray:
     patches = []
     for path in paths:
         image = read_image(path)
@@ -29,16 +57,24 @@ def load_patches(folder: Path, size: int) -> np.ndarray:
 
 
 class PatchSampler:
-    """Patch `i` of the stream depends only on (seed, i), so resumed runs see the same data."""
+    """Patch `i` of the stream depends only on (seed, i), so resumed runs see the same data.
 
-    def __init__(self, patches: np.ndarray, flips: bool, seed: int) -> None:
+    With synthetic patches, each draw is synthetic with probability ratio / (1 + ratio), so the stream
+    holds `synthetic_ratio` synthetic images per real one on average (exactly reproducible for a seed).
+    """
+
+    def __init__(self, patches: np.ndarray, flips: bool, seed: int, synthetic: np.ndarray | None = None,
+                 synthetic_ratio: float = 0.0) -> None:
         self.patches = patches
         self.flips = flips
         self.seed = seed
+        self.synthetic = synthetic if synthetic is not None and len(synthetic) and synthetic_ratio > 0 else None
+        self.synthetic_fraction = synthetic_ratio / (1.0 + synthetic_ratio) if self.synthetic is not None else 0.0
 
     def sample(self, index: int) -> np.ndarray:
         rng = np.random.default_rng([self.seed, int(index)])
-        patch = self.patches[int(rng.integers(len(self.patches)))]
+        pool = self.synthetic if self.synthetic is not None and rng.random() < self.synthetic_fraction else self.patches
+        patch = pool[int(rng.integers(len(pool)))]
         if self.flips:
             patch = np.rot90(patch, int(rng.integers(4)))
             if rng.integers(2):

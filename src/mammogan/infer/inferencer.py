@@ -13,7 +13,7 @@ from ..registry import BENCHMARKS
 from ..utils.io import atomic_write_csv
 from ..utils.logs import add_log_file, get_logger
 from ..utils.progress import progress
-from .model_io import generator_path, load_generator, make_runner, sample_images
+from .model_io import class_count, generator_path, load_generator, make_runner, sample_images
 from .tiling import tiled_super_resolve
 
 log = get_logger("infer")
@@ -77,13 +77,17 @@ class Inferencer:
         that name is removed); the manifest keeps their row with status `rejected_near_copy`.
         """
         cfg = self.config
-        images = sample_images(load_generator(cfg), cfg.infer.num_samples, cfg.model.latent_dim, cfg.infer.seed)
+        generator = load_generator(cfg)
+        labels = self._class_labels(generator)
+        count = cfg.infer.num_samples if labels is None else len(labels)
+        images = sample_images(generator, count, cfg.model.latent_dim, cfg.infer.seed, labels=labels)
         names = [sample_name(cfg.infer.seed, index) for index in range(len(images))]
         checks = self._memorisation(images, names) if cfg.infer.reject_near_copies else {}
         rows = []
         for index, (name, image) in enumerate(zip(names, images)):
             row = {"image": name, "seed": cfg.infer.seed, "index": index, "checkpoint": str(generator_path(cfg)),
-                   "task": cfg.model.task, **checks.get(name, {})}
+                   "task": cfg.model.task, **({} if labels is None else {"class": cfg.model.classes[labels[index]]}),
+                   **checks.get(name, {})}
             target = self.output_dir / "images" / name
             if row.get("status") == "rejected_near_copy":
                 target.unlink(missing_ok=True)
@@ -95,6 +99,16 @@ class Inferencer:
         log.info("Sampled %d synthetic images into %s%s", len(rows) - rejected, self.output_dir / "images",
                  f" ({rejected} near-copies of training patches left out)" if checks else "")
         return 0
+
+    def _class_labels(self, generator) -> np.ndarray | None:
+        """Conditional generators: `[infer] num_samples` class ids per `[model] classes` entry (None: unconditional)."""
+        classes = class_count(generator)
+        if not classes:
+            return None
+        if len(self.config.model.classes) != classes:
+            raise self.config.error("model", "classes", f"the trained generator has {classes} classes; "
+                                    f"list the {classes} names it was trained with, in order")
+        return np.repeat(np.arange(classes, dtype=np.int32), self.config.infer.num_samples)
 
     def _memorisation(self, images: np.ndarray, names: list[str]) -> dict[str, dict[str, object]]:
         """Manifest columns per sample from the memorisation check (report files go beside the manifest)."""

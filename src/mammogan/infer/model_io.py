@@ -43,11 +43,31 @@ def to_unit_range(generated: np.ndarray) -> np.ndarray:
     return np.clip((np.asarray(generated, dtype=np.float32)[..., 0] + 1.0) / 2.0, 0.0, 1.0)
 
 
-def sample_images(model: keras.Model, count: int, latent_dim: int, seed: int, batch: int = 64) -> np.ndarray:
-    """`count` generated images in [0, 1], in batches so memory stays bounded."""
+def class_count(model: keras.Model) -> int:
+    """Classes of a conditional generator (inputs [latent, class_id]); 0 for an unconditional one."""
+    return model.get_layer("class_embedding").input_dim if len(model.inputs) == 2 else 0
+
+
+def balanced_labels(count: int, classes: int) -> np.ndarray:
+    """Class ids 0, 1, ..., classes-1, 0, 1, ...: `count` samples spread evenly over the classes."""
+    return (np.arange(count) % classes).astype(np.int32)
+
+
+def sample_images(model: keras.Model, count: int, latent_dim: int, seed: int, batch: int = 64,
+                  labels: np.ndarray | None = None) -> np.ndarray:
+    """`count` generated images in [0, 1], in batches so memory stays bounded.
+
+    A conditional generator gets `labels` (class ids, one per image; default: balanced over its classes).
+    """
     latents = latent_batch(count, latent_dim, seed)
-    runner = make_runner(model)
-    return to_unit_range(np.concatenate([runner(latents[i : i + batch]) for i in range(0, count, batch)]))
+    if class_count(model):
+        labels = balanced_labels(count, class_count(model)) if labels is None else np.asarray(labels, np.int32)
+        run = tf.function(lambda z, y: tf.cast(model([z, y], training=False), tf.float32), reduce_retracing=True)
+        chunks = [run(latents[i : i + batch], labels[i : i + batch, None]).numpy() for i in range(0, count, batch)]
+    else:
+        runner = make_runner(model)
+        chunks = [runner(latents[i : i + batch]) for i in range(0, count, batch)]
+    return to_unit_range(np.concatenate(chunks))
 
 
 def make_runner(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:

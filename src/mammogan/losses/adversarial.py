@@ -103,3 +103,12 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
     gradients = tape.gradient(scores, mixed)
     norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]) + 1e-12)
     return tf.square(norms - 1.0)
+
+
+def auxiliary_class_loss(class_logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """ACGAN auxiliary loss (Odena et al. 2017): per-example softmax cross-entropy of D's class head.
+
+    `labels` are integer class ids, shape (N,) or (N, 1); D minimises it on reals and fakes, G on fakes.
+    """
+    labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(class_logits, tf.float32))

@@ -7,9 +7,8 @@ import keras
 from ..registry import GENERATORS
 
 
-@GENERATORS.register("dcgan")
-def build_dcgan_generator(image_size: int = 64, latent_dim: int = 128, filters: int = 64, **_: object) -> keras.Model:
-    """DCGAN generator: latent → 4×4 → (upsample ×2 + conv) steps → image in [-1, 1] (tanh).
+def dcgan_synthesis(x: keras.KerasTensor, image_size: int, filters: int) -> keras.KerasTensor:
+    """The DCGAN body shared by the (conditional) generators: code vector → 4×4 → upsampling steps → tanh image.
 
     Resize-then-convolve instead of transposed convolutions avoids checkerboard artefacts, which on
     mammograms look like fake micro-calcifications.
@@ -17,9 +16,8 @@ def build_dcgan_generator(image_size: int = 64, latent_dim: int = 128, filters: 
     steps = (image_size // 4).bit_length() - 1
     if image_size < 16 or 4 << steps != image_size:
         raise ValueError(f"image_size must be a power of two >= 16, got {image_size}")
-    inputs = keras.Input((latent_dim,), name="latent")
     channels = filters * min(2 ** (steps - 1), 8)
-    x = keras.layers.Dense(4 * 4 * channels, use_bias=False, name="project")(inputs)
+    x = keras.layers.Dense(4 * 4 * channels, use_bias=False, name="project")(x)
     x = keras.layers.Reshape((4, 4, channels), name="reshape")(x)
     x = keras.layers.BatchNormalization(name="project_bn")(x)
     x = keras.layers.ReLU(name="project_act")(x)
@@ -31,5 +29,11 @@ def build_dcgan_generator(image_size: int = 64, latent_dim: int = 128, filters: 
         x = keras.layers.ReLU(name=f"up{index}_act")(x)
     x = keras.layers.UpSampling2D(2, name="out_resize")(x)
     x = keras.layers.Conv2D(1, 3, padding="same", name="to_image", dtype="float32")(x)
-    outputs = keras.layers.Activation("tanh", name="tanh", dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="dcgan_generator")
+    return keras.layers.Activation("tanh", name="tanh", dtype="float32")(x)
+
+
+@GENERATORS.register("dcgan")
+def build_dcgan_generator(image_size: int = 64, latent_dim: int = 128, filters: int = 64, **_: object) -> keras.Model:
+    """DCGAN generator: latent → 4×4 → (upsample ×2 + conv) steps → image in [-1, 1] (tanh)."""
+    inputs = keras.Input((latent_dim,), name="latent")
+    return keras.Model(inputs, dcgan_synthesis(inputs, image_size, filters), name="dcgan_generator")

@@ -31,12 +31,12 @@ def cosine_schedule(learning_rate: float, config: Config) -> keras.optimizers.sc
 
 @OPTIMIZERS.register("adam")
 def adam(learning_rate, config: Config) -> keras.optimizers.Optimizer:
-    return keras.optimizers.Adam(learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2)
+    return keras.optimizers.Adam(learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2, epsilon=config.train.epsilon)
 
 
 @OPTIMIZERS.register("adamw")
 def adamw(learning_rate, config: Config) -> keras.optimizers.Optimizer:
-    return keras.optimizers.AdamW(learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2)
+    return keras.optimizers.AdamW(learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2, epsilon=config.train.epsilon)
 
 
 @OPTIMIZERS.register("sgd")
@@ -47,7 +47,7 @@ def sgd(learning_rate, config: Config) -> keras.optimizers.Optimizer:
 
 @OPTIMIZERS.register("rmsprop")
 def rmsprop(learning_rate, config: Config) -> keras.optimizers.Optimizer:
-    return keras.optimizers.RMSprop(learning_rate)
+    return keras.optimizers.RMSprop(learning_rate, epsilon=config.train.epsilon)
 
 
 def build_optimizer(config: Config, learning_rate: float) -> keras.optimizers.Optimizer:

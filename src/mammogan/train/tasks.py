@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.loader import Config
-from ..data.patch_dataset import PatchSampler, load_patches
-from ..data.sr_dataset import CropSampler, load_split, lr_subdir_for
+from ..data.patch_dataset import PatchSampler, load_patches, load_synthetic_patches
+from ..data.sr_dataset import load_split, lr_subdir_for, training_sampler
 from ..infer.model_io import latent_batch, to_unit_range
 from ..losses import feature_matching_loss, gradient_penalty, pixel_loss_per_example
 from ..losses.perceptual import perceptual_loss_per_example, vgg_feature_model, weights_file
@@ -24,6 +24,7 @@ from ..utils.io import atomic_write_with
 from ..utils.logs import get_logger
 from .ema import EMA
 from .optimizers import build_optimizer
+from .stabilisers import AdaptiveAugment, diff_augment
 from ..callbacks.tiles import crop_with_context, gan_tile, sr_tile, tile_regions
 
 log = get_logger("train")
@@ -60,35 +61,68 @@ class Task:
         if self.global_batch % strategy.num_replicas_in_sync:
             raise config.error("train", "batch_size", f"must divide by the {strategy.num_replicas_in_sync} replicas")
         self.ema: EMA | None = None
+        self.ada: AdaptiveAugment | None = None
+        if config.train.ada_target > 0 and not config.train.diffaugment:
+            raise config.error("train", "ada_target", "ADA adapts the probability of the [train] diffaugment policies; list some")
 
     def start_phase(self, phase: str, first: bool) -> None:
         """Called when a phase begins (or resumes)."""
 
-    def d_view(self, images: tf.Tensor, step: tf.Tensor) -> tf.Tensor:
-        """What the discriminator sees of a real or fake batch in its own step (every family calls this).
+    def d_view(self, images: tf.Tensor, step: tf.Tensor, *, for_generator: bool = False) -> tf.Tensor:
+        """What the discriminator sees of a real or fake batch (every family calls this before every D call).
 
-        Small-data stabilisers live here so that each task gets them by calling one method.
+        Small-data stabilisers live here so that each task gets them by calling one method: DiffAugment
+        (with ADA's probability p) in both steps, since G must be trained through the same augmentation
+        D sees; instance noise in the D step only (`for_generator=False`).
         """
+        cfg = self.config.train
+        if cfg.diffaugment:
+            images = diff_augment(images, cfg.diffaugment, self.ada.p if self.ada is not None else 1.0)
+        if for_generator:
+            return images
         total_steps = float(max(1, sum(s for _, s in self.phases)))
-        return with_instance_noise(images, step, self.config.train.instance_noise, total_steps)
+        return with_instance_noise(images, step, cfg.instance_noise, total_steps)
 
     def observe_real_logits(self, real_logits: tf.Tensor) -> None:
-        """Called in the discriminator step with D's raw outputs on real images (adaptive augmentation hooks in here)."""
+        """Called in the discriminator step with D's raw outputs on real images: ADA accumulates sign(D(real))."""
+        if self.ada is not None:
+            self.ada.observe(real_logits)
 
     def after_step(self, phase: str) -> None:
+        """Cross-replica context, after every train step: EMA update and ADA's p update."""
         if self.ema is not None:
             self.ema.update()
+        if self.ada is not None:
+            self.ada.update()
+
+    def epoch_stats(self) -> dict[str, float]:
+        """Training-state values logged per epoch in train_metrics.csv: the DiffAugment probability p (ADA's, or 1) and r_t."""
+        if self.ada is None:
+            return {"aug/p": 1.0} if self.config.train.diffaugment else {}
+        return {"aug/p": float(self.ada.p.numpy()), "aug/r_t": float(self.ada.r_t.numpy())}
+
+    def collapse_probe(self) -> dict[str, Any] | None:
+        """For the Trainer's mode-collapse monitor: {"fake": (N, H, W) samples of the fixed latents in [0, 1],
+        "real": (M, H, W) real validation images in [0, 1], "d_real_accuracy": float}; None: not monitored."""
+        return None
 
     def average(self, per_example: tf.Tensor) -> tf.Tensor:
         """Per-replica mean scaled to the global batch, so summing replicas gives the global mean."""
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
 
-    def reduce_learning_rate(self, factor: float) -> None:
+    def learning_rate_variables(self) -> list[Any]:
+        """The optimizers' learning-rate variables (a schedule has none: it is not reduced)."""
+        rates = []
         for optimizer in self.optimizers():
-            inner = getattr(optimizer, "inner_optimizer", optimizer)
-            if isinstance(inner.learning_rate, keras.Variable) or hasattr(inner.learning_rate, "assign"):
-                inner.learning_rate.assign(inner.learning_rate * factor)
-        log.info("  plateau: learning rates × %g", factor)
+            rate = getattr(optimizer, "inner_optimizer", optimizer).learning_rate
+            if isinstance(rate, keras.Variable) or hasattr(rate, "assign"):
+                rates.append(rate)
+        return rates
+
+    def reduce_learning_rate(self, factor: float) -> None:
+        for rate in self.learning_rate_variables():
+            rate.assign(rate * factor)
+        log.info("  learning rates × %g", factor)
 
     def build_models(self, **discriminator_overrides: Any) -> None:
         """Generator, discriminator, their optimizers (built here, inside the strategy scope) and the EMA."""
@@ -103,6 +137,9 @@ class Task:
         if cfg.train.ema_decay > 0:
             self.ema = EMA(self.generator, cfg.train.ema_decay, lambda: GENERATORS.get(cfg.model.generator)(**kwargs))
         self.adversarial = ADVERSARIAL_LOSSES.get(cfg.train.adversarial_loss)
+        if cfg.train.ada_target > 0:
+            self.ada = AdaptiveAugment(cfg.train.ada_target, cfg.train.ada_interval, cfg.train.ada_speed_images,
+                                       self.global_batch)
 
     def optimizers(self) -> list[keras.optimizers.Optimizer]:
         return [self.g_optimizer, self.d_optimizer]
@@ -112,6 +149,8 @@ class Task:
                    "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
         if self.ema is not None:
             objects["ema"] = self.ema.shadow
+        if self.ada is not None:
+            objects["ada_p"] = self.ada.p
         return objects
 
     def inference_generator(self) -> keras.Model:
@@ -138,14 +177,15 @@ class SRGANTask(Task):
 
     def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
         super().__init__(config, strategy)
+        if config.dataset.synthetic_dirs:
+            raise config.error("dataset", "synthetic_dirs", "the srgan task does not mix synthetic images (GAN samples have "
+                               "no LR partners or lesion masks); only synthetic-image tasks (dcgan) read them")
         self.scale = config.model.scale
         train_dir = config.need("dataset", "train_dir", "training")
         valid_dir = config.need("dataset", "valid_dir", "validation")
         lr_subdir = lr_subdir_for(config)
-        self.train_split = load_split(train_dir, self.scale, lr_subdir, config.dataset.data_range, config.dataset.patch_size)
         self.valid_split = load_split(valid_dir, self.scale, lr_subdir, config.dataset.data_range)
-        self.sampler = CropSampler(self.train_split, config.dataset.patch_size, config.dataset.lesion_crop_fraction,
-                                   config.dataset.augment_flips, config.train.seed)
+        self.sampler = training_sampler(config, train_dir)  # [dataset] storage: in RAM or streamed from TFRecords
         self.phases = [("pretrain", config.train.pretrain_steps), ("gan", config.train.gan_steps)]
         unknown = set(config.train.loss_weights) - set(SR_LOSS_TERMS)
         if unknown:
@@ -205,8 +245,8 @@ class SRGANTask(Task):
             _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
             with tf.GradientTape() as tape:
                 sr = generator(lr, training=True)
-                real_out = discriminator(hr, training=False)
-                fake_out = discriminator(sr, training=False)
+                real_out = discriminator(self.d_view(hr, step, for_generator=True), training=False)
+                fake_out = discriminator(self.d_view(sr, step, for_generator=True), training=False)
                 pixel = self._pixel(hr, sr, mask)
                 adv = self.adversarial.generator(real_out[0], fake_out[0])
                 per_example = weights["pixel"] * pixel + weights["adversarial"] * adv
@@ -239,6 +279,22 @@ class SRGANTask(Task):
                 lambda region: crop_with_context(self.valid_split, region, self.super_resolve), metrics)
 
 
+def synthetic_patches(config: Config, size: int, real_count: int) -> np.ndarray | None:
+    """`[dataset] synthetic_dirs` images to mix into training at `synthetic_ratio` per real image (None: real only)."""
+    data = config.dataset
+    if data.synthetic_ratio > 0 and not data.synthetic_dirs:
+        raise config.error("dataset", "synthetic_ratio", "needs [dataset] synthetic_dirs (folders written by a GAN `infer`)")
+    if not data.synthetic_dirs or data.synthetic_ratio == 0:
+        if data.synthetic_dirs:
+            log.info("[dataset] synthetic_ratio = 0: the %d synthetic_dirs are not used.", len(data.synthetic_dirs))
+        return None
+    images = load_synthetic_patches(data.synthetic_dirs, size, f"{config.path}: [dataset] synthetic_dirs")
+    log.info("Training data: %d real + %d synthetic images from %d folder(s), %g synthetic per real "
+             "(%.1f%% of draws).", real_count, len(images), len(data.synthetic_dirs), data.synthetic_ratio,
+             100.0 * data.synthetic_ratio / (1.0 + data.synthetic_ratio))
+    return images
+
+
 @TASKS.register("dcgan")
 class PatchGANTask(Task):
     """Unconditional synthetic patches: DCGAN, WGAN-GP (critic steps + gradient penalty) or SNGAN (hinge + SN).
@@ -255,7 +311,9 @@ class PatchGANTask(Task):
         self.train_images = load_patches(config.need("dataset", "train_dir", "training"), size)
         valid_dir = config.dataset.valid_dir
         self.valid_images = load_patches(valid_dir, size) if valid_dir else self.train_images
-        self.sampler = PatchSampler(self.train_images, config.dataset.augment_flips, config.train.seed)
+        synthetic = synthetic_patches(config, size, len(self.train_images))
+        self.sampler = PatchSampler(self.train_images, config.dataset.augment_flips, config.train.seed, synthetic,
+                                    config.dataset.synthetic_ratio)
         self.phases = [("gan", config.train.gan_steps)]
         # One fixed latent batch: its first rows are the tile, all of it feeds the validation KID.
         self.fixed_latents = latent_batch(max(64, config.train.tile_images * 4), config.model.latent_dim, config.train.seed + 1)
@@ -272,38 +330,55 @@ class PatchGANTask(Task):
         per_step = self.global_batch * self.critic_steps
         return self.sampler.dataset(per_step, step * per_step)
 
-    def train_step(self, phase: str) -> Callable:
+    def real_batch(self, batch: Any) -> Any:
+        """The sampler's batch as the D and G steps take it: patches in [0, 1] → the generator's tanh range."""
+        return batch * 2.0 - 1.0
+
+    def discriminator_step(self, real: Any, step: tf.Tensor) -> tf.Tensor:
+        """One D (critic) update on a per-replica part of `real_batch`; returns the D loss."""
         cfg = self.config.train
         generator, discriminator = self.generator, self.discriminator
-        latent_dim = self.config.model.latent_dim
+        noise = tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
+        fake = generator(noise, training=True)
+        with tf.GradientTape() as tape:
+            real_logits = discriminator(self.d_view(real, step), training=True)[0]
+            fake_logits = discriminator(self.d_view(fake, step), training=True)[0]
+            self.observe_real_logits(real_logits)
+            per_example = self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing)
+            if self.gp_weight > 0:
+                per_example += self.gp_weight * gradient_penalty(lambda x: discriminator(x, training=True)[0], real, fake)
+            d_loss = self.average(per_example)
+            scaled = _scale(self.d_optimizer, d_loss)
+        _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
+        return d_loss
+
+    def generator_step(self, real: Any, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One G update against D on a per-replica part of `real_batch`; returns {"g": loss, ...}."""
+        generator, discriminator = self.generator, self.discriminator
+        noise = tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
+        with tf.GradientTape() as tape:
+            fake = generator(noise, training=True)
+            real_logits = discriminator(self.d_view(real, step, for_generator=True), training=True)[0]
+            fake_logits = discriminator(self.d_view(fake, step, for_generator=True), training=True)[0]
+            g_loss = self.average(self.adversarial.generator(real_logits, fake_logits))
+            scaled = _scale(self.g_optimizer, g_loss)
+        _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
+        return {"g": g_loss}
+
+    def train_step(self, phase: str) -> Callable:
+        """`n_critic` D updates on consecutive parts of the batch, then one G update on the first part.
+
+        The D and G updates are separate methods so that benchmarks/bench_gan.py can time each alone.
+        """
 
         def step_fn(batch, step):
-            real_all = batch * 2.0 - 1.0  # [0, 1] → the generator's tanh range
-            per_replica = tf.shape(real_all)[0] // self.critic_steps
+            real_all = self.real_batch(batch)
+            per_replica = tf.shape(tf.nest.flatten(real_all)[0])[0] // self.critic_steps
             d_loss = tf.constant(0.0)
             for index in range(self.critic_steps):
-                real = real_all[index * per_replica : (index + 1) * per_replica]
-                noise = tf.random.normal([per_replica, latent_dim])
-                fake = generator(noise, training=True)
-                with tf.GradientTape() as tape:
-                    real_logits = discriminator(self.d_view(real, step), training=True)[0]
-                    fake_logits = discriminator(self.d_view(fake, step), training=True)[0]
-                    self.observe_real_logits(real_logits)
-                    per_example = self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing)
-                    if self.gp_weight > 0:
-                        per_example += self.gp_weight * gradient_penalty(lambda x: discriminator(x, training=True)[0], real, fake)
-                    d_loss = self.average(per_example)
-                    scaled = _scale(self.d_optimizer, d_loss)
-                _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
-            noise = tf.random.normal([per_replica, latent_dim])
-            with tf.GradientTape() as tape:
-                fake = generator(noise, training=True)
-                real_logits = discriminator(real_all[:per_replica], training=True)[0]
-                fake_logits = discriminator(fake, training=True)[0]
-                g_loss = self.average(self.adversarial.generator(real_logits, fake_logits))
-                scaled = _scale(self.g_optimizer, g_loss)
-            _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
-            return {"d": d_loss, "g": g_loss}
+                part = tf.nest.map_structure(lambda t, i=index: t[i * per_replica : (i + 1) * per_replica], real_all)
+                d_loss = self.discriminator_step(part, step)
+            return {"d": d_loss, **self.generator_step(tf.nest.map_structure(lambda t: t[:per_replica], real_all), step)}
 
         return step_fn
 
@@ -325,6 +400,29 @@ class PatchGANTask(Task):
         distance = kid(self._real_features, fake_features, subsets=20, subset_size=64, seed=0)
         return {"val/kid": distance.mean, "val/moment_distance": moment_distance(self.valid_images, fake),
                 "val/fake_mean": float(fake.mean()), "val/fake_std": float(fake.std())}
+
+    def real_fake_logits(self, images: tf.Tensor) -> tf.Tensor:
+        """D's real/fake logits of a batch in [-1, 1] outside training (conditional tasks supply the classes)."""
+        return self.discriminator(images, training=False)[0]
+
+    def collapse_probe(self) -> dict[str, Any]:
+        """Fixed-latent samples, real validation images and D's accuracy on those reals.
+
+        A real counts as recognised when its score passes the loss's decision threshold: 0 for logits,
+        0.5 for least squares, and the mean score of the samples for losses without one (wasserstein, relativistic).
+        """
+        fake = self.sample(self.fixed_latents)
+        real = self.valid_images[:256]
+
+        def scores(images: np.ndarray) -> np.ndarray:
+            logits = self.real_fake_logits(images[..., None] * 2.0 - 1.0)
+            return np.asarray(logits, dtype=np.float32).reshape(len(images), -1).mean(axis=1)
+
+        loss = self.config.train.adversarial_loss
+        threshold = {"lsgan": 0.5, "wasserstein": None, "relativistic": None}.get(loss, 0.0)
+        if threshold is None:
+            threshold = float(scores(fake).mean())
+        return {"fake": fake, "real": real, "d_real_accuracy": float(np.mean(scores(real) > threshold))}
 
     def write_tile(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
         gan_tile(path, epoch, self.sample(self.fixed_latents[: self.tile_count]), self.valid_images, metrics)

@@ -13,7 +13,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import keras
 import tensorflow as tf
@@ -23,6 +23,7 @@ from ..errors import UserError
 from ..registry import TASKS
 from ..utils.io import atomic_write_text
 from ..utils.logs import add_log_file, get_logger
+from .collapse import CollapseMonitor
 from .plots import plot_history, write_contact_sheet
 
 log = get_logger("train")
@@ -71,6 +72,7 @@ class Trainer:
         resolver = getattr(self.strategy, "cluster_resolver", None)
         worker = resolver.task_id if resolver is not None and resolver.task_type else 0
         self.checkpoint_dir = self.output_dir / "checkpoints" if self.is_chief else self.output_dir / ".worker_checkpoints" / str(worker)
+        self.monitor = CollapseMonitor(config)
 
     # ---------------------------------------------------------------- checkpoints
     def _checkpoint(self) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
@@ -91,6 +93,20 @@ class Trainer:
         if manager.checkpoints:
             raise UserError(f"{self.output_dir / 'checkpoints'}: no readable checkpoint; use --restart to start over.")
 
+    def _roll_back(self, checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager, good_step: int) -> None:
+        """Restore the checkpoint saved at `good_step` and go on with the learning rates × lr_decay_factor."""
+        path = next((p for p in manager.checkpoints if p.endswith(f"ckpt-{good_step}")), None)
+        if path is None:
+            raise UserError(f"{self.checkpoint_dir}: the checkpoint of step {good_step} (before the collapse) was already "
+                            "deleted; raise [train] keep_checkpoints.")
+        rates = [(rate, rate.numpy()) for rate in self.task.learning_rate_variables()]  # earlier reductions survive the restore
+        checkpoint.restore(path).assert_existing_objects_matched()
+        for rate, value in rates:
+            rate.assign(value)
+        self.task.reduce_learning_rate(self.config.train.lr_decay_factor)
+        log.warning("Collapse monitor: rolled back to %s (step %d, epoch %d); rollback %d of %d.", path,
+                    int(self.step.numpy()), int(self.epoch.numpy()), self.monitor.rollbacks, self.monitor.max_rollbacks)
+
     # ---------------------------------------------------------------- loop
     def fit(self, resume: bool = True) -> dict[str, float]:
         cfg = self.config.train
@@ -110,12 +126,19 @@ class Trainer:
             self._restore(checkpoint, manager)
         elif manager.checkpoints:
             log.info("--restart: ignoring %d existing checkpoints.", len(manager.checkpoints))
-        total = sum(steps for _, steps in self.task.phases)
-        step = int(self.step.numpy())
-        if step == 0:
+        if int(self.step.numpy()) == 0:
             if self.is_chief:
                 self.task.export(self.output_dir / "models" / "initial")  # the step-0 baseline for evaluation
             self._validate_and_record(epoch=0, losses={}, elapsed=0.0, images_per_s=0.0)
+        while self._train_phases(checkpoint, manager):
+            pass  # the collapse monitor restored an earlier checkpoint: run the phases again from its step
+        return self._finish()
+
+    def _train_phases(self, checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> bool:
+        """Train from the current step to the end; True when the collapse monitor rolled back (train again)."""
+        cfg = self.config.train
+        total = sum(steps for _, steps in self.task.phases)
+        step = int(self.step.numpy())
         stop_file = self.output_dir / STOP_FILE
         for phase, phase_start, phase_end in self._phase_ranges():
             if step >= phase_end:
@@ -150,13 +173,17 @@ class Trainer:
                              "  ".join(f"{k.split('/')[1]}={v:.4g}" for k, v in means.items()), rate, _duration(eta))
                     improved, stop = self._validate_and_record(epoch, means, elapsed, rate)
                     manager.save(checkpoint_number=step)
+                    good_step = self.monitor.checkpointed(epoch, step)
+                    if good_step is not None:
+                        self._roll_back(checkpoint, manager, good_step)
+                        return True
                     sums, count, started = {}, 0, time.perf_counter()
                     if stop_file.exists():
                         log.info("Found %s: stopping cleanly after step %d.", stop_file, step)
-                        return self._finish()
+                        return False
                     if stop:
-                        return self._finish()
-        return self._finish()
+                        return False
+        return False
 
     def _phase_ranges(self) -> list[tuple[str, int, int]]:
         ranges, start = [], 0
@@ -166,13 +193,18 @@ class Trainer:
         return ranges
 
     def _compiled_step(self, phase: str):
-        step_fn = self.task.train_step(phase)
+        return self.compile_step(self.task.train_step(phase), phase)
+
+    def compile_step(self, step_fn: Callable, phase: str | None) -> Callable:
+        """`step_fn(batch, step)` on every replica, losses summed, then the task's `after_step(phase)` (skipped
+        for None), as one tf.function under the [train] jit_compile switch (benchmarks/bench_gan.py reuses it)."""
         strategy, task = self.strategy, self.task
 
         def distributed(batch, step):
             per_replica = strategy.run(step_fn, args=(batch, step))
             losses = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
-            task.after_step(phase)
+            if phase is not None:
+                task.after_step(phase)
             return losses
 
         return tf.function(distributed, jit_compile=self.config.train.jit_compile or None, reduce_retracing=True)
@@ -183,7 +215,8 @@ class Trainer:
         cfg = self.config.train
         metrics = self.task.validate()
         row = {"epoch": epoch, "step": int(self.step.numpy()), "seconds": round(elapsed, 3),
-               "images_per_s": round(images_per_s, 2), **losses, **metrics}
+               "images_per_s": round(images_per_s, 2), **losses, **metrics, **self.task.epoch_stats(),
+               **self.monitor.measure(self.task.collapse_probe() if self.monitor.enabled else None)}
         if self.is_chief:  # every worker validates (same weights, same decisions); one writes
             self._append_csv(row)
             self._tensorboard(row)
@@ -203,6 +236,7 @@ class Trainer:
             log.info("  validation %s = %.4f (best %.4f)", self.task.monitor, monitored, best if self.task.monitor_mode == "min" else -best)
         stale = int(self.stale.numpy())
         if cfg.plateau_patience and stale and stale % cfg.plateau_patience == 0:
+            log.info("  plateau: no improvement of %s for %d epochs.", self.task.monitor, stale)
             self.task.reduce_learning_rate(cfg.lr_decay_factor)
         stop = bool(cfg.early_stopping_patience and stale >= cfg.early_stopping_patience)
         if stop:

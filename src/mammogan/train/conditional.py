@@ -1,0 +1,202 @@
+"""Class-conditional synthetic patches (ACGAN auxiliary head and/or projection discriminator).
+
+The patch loop, validation and export are PatchGANTask's; this task adds class ids read from the
+splits' metadata.csv, a class-balanced sampler, the auxiliary class loss and per-class tiles.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ..callbacks.tiles import gan_tile
+from ..config.loader import Config
+from ..data.images import list_images
+from ..errors import DataError
+from ..infer.model_io import balanced_labels, latent_batch, to_unit_range
+from ..losses import gradient_penalty
+from ..losses.adversarial import auxiliary_class_loss
+from ..registry import TASKS
+from .tasks import PatchGANTask, _apply, _scale
+
+TILE_COLUMNS = 8  # gan_tile's row length: one row per class
+
+
+def split_labels(split_dir: Path, classes: list[str], column: str, where: str) -> np.ndarray:
+    """Class id (index into `classes`) of every patch of a prepared split, in `load_patches` order.
+
+    Labels come from the `metadata.csv` that `prepare` writes beside the splits; `where` names the
+    config keys for the error messages.
+    """
+    metadata = split_dir.parent / "metadata.csv"
+    if not metadata.is_file():
+        raise DataError(f"{metadata}: not found; the conditional task reads patch classes from the metadata.csv "
+                        "that `mammogan prepare` writes beside the patch splits.")
+    with metadata.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "patch" not in rows[0] or column not in rows[0]:
+        raise DataError(f"{metadata}: expected the columns patch and {column!r} ([dataset] class_column).")
+    by_name = {row["patch"]: row[column] for row in rows}
+    source = split_dir / "images" if (split_dir / "images").is_dir() else split_dir
+    names = [path.name for path in list_images(source)]
+    missing = [name for name in names if name not in by_name]
+    if missing:
+        raise DataError(f"{metadata}: no {column} for {len(missing)} patches of {split_dir}, e.g. {missing[0]}.")
+    unknown = sorted({by_name[name] for name in names} - set(classes))
+    if unknown:
+        raise DataError(f"{metadata}: {column} value(s) {unknown} in {split_dir} are not in {where} {classes}; "
+                        "add them to the list (or prepare a split without them).")
+    return np.array([classes.index(by_name[name]) for name in names], dtype=np.int32)
+
+
+class ClassBalancedSampler:
+    """Draw `i` picks a class with the given weights, then a patch of that class; it depends only on (seed, i).
+
+    So every batch holds the classes in the configured proportions whatever their frequency in the
+    data, and a resumed run sees the same stream from its step index (like PatchSampler).
+    """
+
+    def __init__(self, patches: np.ndarray, labels: np.ndarray, weights: list[float], flips: bool, seed: int) -> None:
+        self.patches = patches
+        self.labels = np.asarray(labels, dtype=np.int32)
+        self.members = [np.flatnonzero(self.labels == c) for c in range(len(weights))]
+        self.probabilities = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
+        self.flips = flips
+        self.seed = seed
+
+    def sample(self, index: int) -> tuple[np.ndarray, np.int32]:
+        rng = np.random.default_rng([self.seed, int(index)])
+        label = int(rng.choice(len(self.probabilities), p=self.probabilities))
+        patch = self.patches[self.members[label][int(rng.integers(len(self.members[label])))]]
+        if self.flips:
+            patch = np.rot90(patch, int(rng.integers(4)))
+            if rng.integers(2):
+                patch = patch[:, ::-1]
+        return np.ascontiguousarray(patch)[..., None], np.int32(label)
+
+    def dataset(self, batch_size: int, start_index: int) -> tf.data.Dataset:
+        size = self.patches.shape[1]
+
+        def load(index):
+            patch, label = tf.numpy_function(self.sample, [index], (tf.float32, tf.int32), stateful=False)
+            return tf.ensure_shape(patch, (size, size, 1)), tf.ensure_shape(label, ())
+
+        return (tf.data.Dataset.counter(start_index)
+                .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                .batch(batch_size, drop_remainder=True)
+                .prefetch(tf.data.AUTOTUNE))
+
+
+@TASKS.register("conditional")
+class ConditionalGANTask(PatchGANTask):
+    """Class-conditional DCGAN/WGAN-GP/SNGAN: D judges (image, class); G generates a requested class."""
+
+    def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
+        if config.dataset.synthetic_dirs:
+            raise config.error("dataset", "synthetic_dirs", "the conditional task does not mix synthetic images "
+                               "(their classes are not read); use it with real patches only")
+        self.classes = list(config.model.classes)
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
+            raise config.error("model", "classes", f"a conditional GAN needs at least two distinct class names, got {self.classes}")
+        weights = list(config.train.class_weights) or [1.0] * len(self.classes)
+        if len(weights) != len(self.classes) or sum(weights) <= 0:
+            raise config.error("train", "class_weights", f"expected {len(self.classes)} non-negative weights (one per "
+                               f"[model] classes entry, not all 0), got {weights}")
+        super().__init__(config, strategy)
+        where = f"{config.path}: [model] classes"
+        train_dir = config.dataset.train_dir
+        self.train_labels = split_labels(train_dir, self.classes, config.dataset.class_column, where)
+        valid_dir = config.dataset.valid_dir
+        self.valid_labels = split_labels(valid_dir, self.classes, config.dataset.class_column, where) if valid_dir else self.train_labels
+        empty = [name for c, name in enumerate(self.classes) if weights[c] > 0 and not np.any(self.train_labels == c)]
+        if empty:
+            raise config.error("model", "classes", f"{empty} has no training patch in {train_dir} "
+                               f"({config.dataset.class_column} of {train_dir.parent / 'metadata.csv'})")
+        self.sampler = ClassBalancedSampler(self.train_images, self.train_labels, weights,
+                                            config.dataset.augment_flips, config.train.seed)
+        self.fixed_labels = balanced_labels(len(self.fixed_latents), len(self.classes))
+        # The tile: one row of TILE_COLUMNS fixed latents per class.
+        self.tile_latents = latent_batch(TILE_COLUMNS * len(self.classes), config.model.latent_dim, config.train.seed + 2)
+        self.tile_labels = np.repeat(np.arange(len(self.classes), dtype=np.int32), TILE_COLUMNS)
+        self.class_weight = config.train.class_loss_weight
+
+    def real_batch(self, batch: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor]:
+        """(patches in the generator's tanh range, class ids as an (N, 1) column)."""
+        images, labels = batch
+        return images * 2.0 - 1.0, labels[:, None]
+
+    def discriminator_step(self, real: tuple[tf.Tensor, tf.Tensor], step: tf.Tensor) -> tf.Tensor:
+        """One D update on (image, class) pairs; the fakes are of the batch's classes."""
+        cfg = self.config.train
+        generator, discriminator = self.generator, self.discriminator
+        real, labels = real
+        weight = self.class_weight
+        fake = generator([tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), labels], training=True)
+        with tf.GradientTape() as tape:
+            real_out = discriminator([self.d_view(real, step), labels], training=True)
+            fake_out = discriminator([self.d_view(fake, step), labels], training=True)
+            self.observe_real_logits(real_out[0])
+            per_example = self.adversarial.discriminator(real_out[0], fake_out[0], cfg.label_smoothing)
+            if weight > 0:
+                per_example += weight * (auxiliary_class_loss(real_out[1], labels) + auxiliary_class_loss(fake_out[1], labels))
+            if self.gp_weight > 0:
+                critic = lambda x: discriminator([x, labels], training=True)[0]  # noqa: E731
+                per_example += self.gp_weight * gradient_penalty(critic, real, fake)
+            d_loss = self.average(per_example)
+            scaled = _scale(self.d_optimizer, d_loss)
+        _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
+        return d_loss
+
+    def generator_step(self, real: tuple[tf.Tensor, tf.Tensor], step: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One G update: adversarial loss plus the auxiliary class loss of the fakes."""
+        generator, discriminator = self.generator, self.discriminator
+        real, labels = real
+        weight = self.class_weight
+        with tf.GradientTape() as tape:
+            fake = generator([tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), labels], training=True)
+            real_out = discriminator([self.d_view(real, step, for_generator=True), labels], training=True)
+            fake_out = discriminator([self.d_view(fake, step, for_generator=True), labels], training=True)
+            class_loss = auxiliary_class_loss(fake_out[1], labels)
+            per_example = self.adversarial.generator(real_out[0], fake_out[0])
+            if weight > 0:
+                per_example += weight * class_loss
+            g_loss = self.average(per_example)
+            scaled = _scale(self.g_optimizer, g_loss)
+        _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
+        return {"g": g_loss, "g_class": self.average(class_loss)}
+
+    def sample(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """Generated images in [0, 1], (N, H, W); classes default to the balanced fixed labels."""
+        labels = self.fixed_labels[: len(latents)] if labels is None else labels
+        return to_unit_range(self.inference_generator()([latents, labels[:, None]], training=False))
+
+    def real_fake_logits(self, images: tf.Tensor) -> tf.Tensor:
+        """Logits under each image's most likely class (D's class head), for the collapse monitor."""
+        guess = tf.zeros([tf.shape(images)[0], 1], tf.int32)
+        class_logits = self.discriminator([images, guess], training=False)[1]
+        predicted = tf.argmax(class_logits, axis=-1, output_type=tf.int32)[:, None]
+        return self.discriminator([images, predicted], training=False)[0]
+
+    def validate(self) -> dict[str, float]:
+        """PatchGANTask's KID on the balanced fixed batch, plus per class: D's class accuracy on fakes and moment distance."""
+        from ..evaluate.comparison import moment_distance
+
+        metrics = super().validate()
+        fake = self.sample(self.fixed_latents)
+        class_logits = self.discriminator([fake[..., None] * 2.0 - 1.0, self.fixed_labels[:, None]], training=False)[1]
+        predicted = np.argmax(np.asarray(class_logits), axis=-1)
+        metrics["val/fake_class_accuracy"] = float(np.mean(predicted == self.fixed_labels))
+        for c, name in enumerate(self.classes):
+            real = self.valid_images[self.valid_labels == c]
+            if len(real):
+                metrics[f"val/{name}/moment_distance"] = moment_distance(real, fake[self.fixed_labels == c])
+        return metrics
+
+    def write_tile(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
+        real = np.concatenate([self.valid_images[self.valid_labels == c][:TILE_COLUMNS // len(self.classes) or 1]
+                               for c in range(len(self.classes))])
+        gan_tile(path, epoch, self.sample(self.tile_latents, self.tile_labels), real,
+                 {k: v for k, v in metrics.items() if k.count("/") < 2}, row_labels=self.classes)

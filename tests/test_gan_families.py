@@ -1,0 +1,83 @@
+"""Each synthetic-GAN family's experiment config (DCGAN, WGAN-GP, SNGAN), shrunk to tiny sizes, trains on the sample."""
+
+from __future__ import annotations
+
+import csv
+import math
+import tomllib
+from pathlib import Path
+
+import keras
+import pytest
+
+from mammogan.config.loader import validate
+from mammogan.train.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 12
+
+
+def shrunk(family: str, data: Path, output: Path) -> tuple[dict, Trainer]:
+    """The family's experiment config with tiny models and the prepared sample's patches (an override, not a copy)."""
+    path = REPO / "projects" / "GAN" / family / "train_eval_infer.config"
+    with path.open("rb") as handle:
+        raw = tomllib.load(handle)
+    raw["model"].update(image_size=32, latent_dim=16, filters=8, d_filters=8)
+    raw["dataset"].update(train_dir=str(data / "patches" / "train"), valid_dir=str(data / "patches" / "valid"),
+                          test_dir=str(data / "patches" / "test"))
+    raw["train"].update(output_dir=str(output), batch_size=8, gan_steps=STEPS, steps_per_epoch=6, ema_decay=0.0)
+    if raw["train"].get("ada_target"):
+        raw["train"].update(ada_speed_images=500.0, ada_interval=1)  # p moves visibly within a dozen steps
+    return raw, Trainer(validate(raw, path))
+
+
+def history(output: Path) -> list[dict[str, str]]:
+    with (output / "train_metrics.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def finite_losses(rows: list[dict[str, str]]) -> bool:
+    return all(math.isfinite(float(row[key])) for row in rows[1:] for key in ("gan/d", "gan/g"))
+
+
+def test_wgan_gp_family_defaults_and_critic_steps(prepared_sample, tmp_path):
+    raw, trainer = shrunk("WGANGP-MIAS", prepared_sample, tmp_path / "out")
+    train = raw["train"]
+    assert (train["adversarial_loss"], train["gp_weight"], train["n_critic"], train["beta_1"], train["beta_2"]) == \
+        ("wasserstein", 10.0, 5, 0.0, 0.9)
+    trainer.fit(resume=False)
+    task = trainer.task
+    assert int(task.g_optimizer.iterations.numpy()) == STEPS
+    assert int(task.d_optimizer.iterations.numpy()) == 5 * STEPS
+    layers = [type(layer).__name__ for layer in task.discriminator.layers]
+    assert "BatchNormalization" not in layers and "LayerNormalization" in layers
+    rows = history(tmp_path / "out")
+    assert int(rows[-1]["step"]) == STEPS and finite_losses(rows)
+    assert all(float(row["aug/p"]) == 1.0 for row in rows)  # plain DiffAugment: every example augmented
+
+
+def test_sngan_family_is_spectral_normalised_with_ada(prepared_sample, tmp_path):
+    raw, trainer = shrunk("SNGAN-MIAS", prepared_sample, tmp_path / "out")
+    assert raw["train"]["adversarial_loss"] == "hinge" and raw["model"]["spectral_norm"] is True
+    trainer.fit(resume=False)
+    task = trainer.task
+    weighted = [layer for layer in task.discriminator.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    wrapped = [layer for layer in task.discriminator.layers if isinstance(layer, keras.layers.SpectralNormalization)]
+    assert not weighted and len(wrapped) >= 3  # every conv and the logits layer sit inside SpectralNormalization
+    assert "BatchNormalization" not in [type(layer).__name__ for layer in task.discriminator.layers]
+    assert int(task.d_optimizer.iterations.numpy()) == int(task.g_optimizer.iterations.numpy()) == STEPS
+    rows = history(tmp_path / "out")
+    assert int(rows[-1]["step"]) == STEPS and finite_losses(rows)
+    p = [float(row["aug/p"]) for row in rows]
+    assert p[0] == 0.0 and all(0.0 <= value <= 1.0 for value in p)
+    # p moves by ±images / ada_speed_images per update (8 images / 500 here), so it has left 0 after training
+    # unless D never reaches the target; r_t is logged either way.
+    assert p[-1] == pytest.approx(float(task.ada.p.numpy())) and "aug/r_t" in rows[-1]
+
+
+def test_dcgan_family_still_trains(prepared_sample, tmp_path):
+    _, trainer = shrunk("DCGAN-MIAS", prepared_sample, tmp_path / "out")
+    trainer.fit(resume=False)
+    rows = history(tmp_path / "out")
+    assert int(rows[-1]["step"]) == STEPS and finite_losses(rows)
+    assert int(trainer.task.d_optimizer.iterations.numpy()) == STEPS

@@ -1,0 +1,103 @@
+"""DiffAugment ops and the ADA controller: values, gradients, per-example randomness and replica safety."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mammogan.train.stabilisers import AdaptiveAugment, cutout, diff_augment, translation
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_translation_shifts_each_example_by_at_most_an_eighth_with_zero_fill(channels):
+    tf.random.set_seed(0)
+    images = tf.ones([16, 32, 32, channels])
+    shifted = translation(images).numpy()
+    assert shifted.shape == (16, 32, 32, channels)
+    zero_rows = (shifted[..., 0] == 0).all(axis=2).sum(axis=1)  # rows shifted in from outside
+    zero_cols = (shifted[..., 0] == 0).all(axis=1).sum(axis=1)
+    assert zero_rows.max() <= 4 and zero_cols.max() <= 4  # 0.125 × 32
+    assert len({(r, c) for r, c in zip(zero_rows, zero_cols)}) > 1  # per-example shifts
+    assert set(np.unique(shifted)) <= {0.0, 1.0}
+
+
+def test_cutout_zeroes_one_clipped_half_size_square_per_example():
+    tf.random.set_seed(1)
+    kept = cutout(tf.ones([32, 32, 32, 2])).numpy()
+    zeros = (kept[..., 0] == 0).sum(axis=(1, 2))
+    assert zeros.min() >= 8 * 8 and zeros.max() <= 16 * 16  # the 16×16 square, at worst clipped to a corner quarter
+    assert np.array_equal(kept[..., 0], kept[..., 1])  # the same square in every channel
+    assert len(set(zeros.tolist())) > 1 or not np.array_equal(kept[0], kept[1])
+
+
+def test_diff_augment_is_differentiable_and_respects_the_probability():
+    tf.random.set_seed(2)
+    images = tf.random.uniform([8, 16, 16, 1], -1.0, 1.0)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        out = diff_augment(images, ["translation", "cutout", "color"])
+        loss = tf.reduce_sum(out**2)
+    gradient = tape.gradient(loss, images)
+    assert gradient is not None and float(tf.reduce_sum(tf.abs(gradient))) > 0
+    assert np.array_equal(diff_augment(images, ["translation", "cutout", "color"], tf.constant(0.0)).numpy(), images.numpy())
+    changed = np.abs(out.numpy() - images.numpy()).reshape(8, -1).max(axis=1) > 0
+    assert changed.all()
+
+
+def test_ada_moves_p_by_images_over_speed_towards_the_target():
+    ada = AdaptiveAugment(target=0.6, interval=2, speed_images=40.0, batch_size=4)
+    ada.observe(tf.ones([4, 1]))
+    ada.update()
+    assert float(ada.p.numpy()) == 0.0  # 4 of the 8 images of an interval seen: no update yet
+    ada.observe(tf.constant([[1.0], [2.0], [3.0], [-1.0]]))
+    ada.update()
+    assert float(ada.r_t.numpy()) == pytest.approx(0.75)  # (4 + 2) / 8
+    assert float(ada.p.numpy()) == pytest.approx(0.2)  # + 8 / 40
+    for _ in range(2):
+        ada.observe(-tf.ones([4, 3, 3, 1]))  # per-pixel logits: the per-example mean's sign counts
+    ada.update()
+    assert float(ada.r_t.numpy()) == -1.0 and float(ada.p.numpy()) == pytest.approx(0.0)
+
+
+REPLICA_SCRIPT = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from mammogan.train.stabilisers import AdaptiveAugment, diff_augment
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    ada = AdaptiveAugment(target=0.4, interval=1, speed_images=40.0, batch_size=8)
+logits = tf.constant([[1.0]] * 6 + [[-1.0]] * 2)  # replica 0 sees 4 positives, replica 1 two of each
+batches = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices(logits).repeat().batch(8)))
+
+@tf.function
+def step(batch):
+    def replica(x):
+        ada.observe(x)
+        return tf.reduce_mean(diff_augment(tf.ones([4, 8, 8, 1]), ["translation"], ada.p))
+    strategy.run(replica, args=(batch,))
+    ada.update()
+
+step(next(batches))
+print("ADA", float(ada.r_t.numpy()), float(ada.p.numpy()))
+step(next(batches))
+print("ADA", float(ada.r_t.numpy()), float(ada.p.numpy()))
+"""
+
+
+def test_ada_statistics_are_summed_over_two_replicas(tmp_path):
+    script = tmp_path / "ada_replicas.py"
+    script.write_text(textwrap.dedent(REPLICA_SCRIPT))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = [tuple(map(float, line.split()[1:])) for line in result.stdout.splitlines() if line.startswith("ADA")]
+    # r_t = (6 - 2) / 8 over both replicas (one replica alone would give 1.0 or 0.0); p += 8 / 40 per step.
+    assert values[0] == pytest.approx((0.5, 0.2)) and values[1] == pytest.approx((0.5, 0.4))
