@@ -56,6 +56,12 @@ def test_out_of_range_value(tmp_path):
     assert "[train] ema_decay = 1.5" in message and "in [0.0, 1.0]" in message
 
 
+@pytest.mark.parametrize("text, expected", [("scale = 3", "[model] scale = 3: expected one of 2, 4, 8"),
+                                            ("image_size = 48", "[model] image_size = 48: expected one of 16, 32, 64")])
+def test_sizes_the_models_cannot_build_are_rejected_up_front(tmp_path, text, expected):
+    assert expected in error_of(write(tmp_path, f"[model]\n{text}\n"))
+
+
 def test_bool_written_as_string_is_rejected_not_defaulted(tmp_path):
     message = error_of(write(tmp_path, '[train]\nmixed_precision = "yes"\n'))
     assert "mixed_precision" in message and "true or false" in message

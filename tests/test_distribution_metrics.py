@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import h5py
@@ -16,13 +18,14 @@ from mammogan.metrics.distribution import (
     classifier_score,
     fid,
     frechet_distance,
+    frechet_radiomics_distance,
     kid,
     mean_pairwise_ms_ssim,
     polynomial_mmd2_unbiased,
     prdc,
 )
-from mammogan.metrics.features import INCEPTION_WEIGHTS_FILE, build_inception
-from mammogan.metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim
+from mammogan.metrics.features import INCEPTION_TOP_WEIGHTS_FILE, INCEPTION_WEIGHTS_FILE, build_inception
+from mammogan.metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim, ms_ssim_scales_that_fit
 from mammogan.registry import FEATURE_EXTRACTORS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "metrics"
@@ -127,6 +130,16 @@ def test_classifier_score_extremes() -> None:
         classifier_score(np.full((40, 4), 2.0), splits=2)
 
 
+def test_classifier_score_hand_computed() -> None:
+    # p(y) = (0.75, 0.25); KL of [1, 0] is ln(4/3), of [0.5, 0.5] is 0.5 ln(2/3) + 0.5 ln 2 = 0.5 ln(4/3).
+    probabilities = np.array([[1.0, 0.0], [0.5, 0.5]])
+    single = classifier_score(probabilities, splits=1)
+    assert single.mean == pytest.approx((4 / 3) ** 0.75, rel=1e-12) and single.std == 0.0
+    # Consecutive splits: two distinct one-hots score 2, two uniform rows score 1 → mean 1.5, std 0.5.
+    split = classifier_score(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.5, 0.5]]), splits=2)
+    assert (split.mean, split.std, split.splits) == (pytest.approx(1.5), pytest.approx(0.5), 2)
+
+
 def test_mean_pairwise_ms_ssim() -> None:
     rng = np.random.default_rng(2)
     noise = rng.uniform(size=(4, 64, 64, 1)).astype(np.float32)
@@ -143,6 +156,13 @@ def test_mean_pairwise_ms_ssim() -> None:
     sampled = mean_pairwise_ms_ssim(crops, max_pairs=2, seed=4)
     assert sampled == mean_pairwise_ms_ssim(crops, max_pairs=2, seed=4)
     assert min(ms_ssim(crops[i : i + 1], crops[j : j + 1], 1.0).numpy()[0] for i, j in pairs) <= sampled
+
+
+def test_ms_ssim_scales_that_fit_small_patches() -> None:
+    assert [ms_ssim_scales_that_fit(side) for side in (10, 11, 20, 21, 32, 41, 64, 81, 160, 161, 512)] == [
+        0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    patches = np.random.default_rng(4).uniform(size=(3, 32, 32, 1)).astype(np.float32)
+    assert 0.0 < mean_pairwise_ms_ssim(patches, power_factors=MS_SSIM_WEIGHTS[:ms_ssim_scales_that_fit(32)]) < 0.2
 
 
 def test_feature_extractor_registry() -> None:
@@ -196,12 +216,58 @@ def test_inception_loads_weights_from_the_keras_cache(tmp_path: Path, monkeypatc
 
     extractor = FEATURE_EXTRACTORS.get("inception")()
     assert extractor.name == f"inception_v3:{INCEPTION_WEIGHTS_FILE}"
+    assert not extractor.has_classifier and INCEPTION_TOP_WEIGHTS_FILE in extractor.no_classifier_reason
     images = np.random.default_rng(1).uniform(size=(2, 128, 128, 1))
-    features = extractor.features(images)
-    assert features.shape == (2, 2048)
+    embedding = extractor.embed(images)
+    features = embedding.features
+    assert features.shape == (2, 2048) and embedding.probabilities is None
     resized = keras.ops.image.resize(np.repeat(images, 3, axis=-1), (299, 299), antialias=True)
     direct = source(keras.applications.inception_v3.preprocess_input(np.asarray(resized) * 255.0), training=False)
     np.testing.assert_allclose(features, direct, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras' legacy HDF5 writer
+def test_inception_with_top_weights_gives_imagenet_probabilities(tmp_path: Path) -> None:
+    """The with-top file (its `predictions` layer is detected) adds the softmax head for the classifier score."""
+    from keras.src.legacy.saving import legacy_h5_format
+
+    source = keras.applications.InceptionV3(include_top=True, weights=None, input_shape=(299, 299, 3))
+    weights = tmp_path / INCEPTION_TOP_WEIGHTS_FILE
+    with h5py.File(weights, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, source)
+
+    extractor = build_inception(weights)
+    assert extractor.name == f"inception_v3:{INCEPTION_TOP_WEIGHTS_FILE}" and extractor.has_classifier
+    images = np.random.default_rng(2).uniform(size=(2, 64, 64, 1))
+    embedding = extractor.embed(images)
+    resized = keras.ops.image.resize(np.repeat(images, 3, axis=-1), (299, 299), antialias=True)
+    network_input = keras.applications.inception_v3.preprocess_input(np.asarray(resized) * 255.0)
+    pooled = keras.Model(source.inputs, source.get_layer("avg_pool").output)(network_input, training=False)
+    np.testing.assert_allclose(embedding.features, pooled, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(embedding.probabilities, source(network_input, training=False), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(embedding.probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_frd_writes_both_sets_as_png_folders_for_the_package(monkeypatch, tmp_path: Path) -> None:
+    """frd-score is not installed here: a stand-in module checks what MammoGAN hands to compute_frd."""
+    seen = {}
+
+    def compute_frd(paths):
+        seen["pngs"] = [sorted(Path(p).glob("*.png")) for p in paths]
+        seen["first"] = [read_image(pngs[0]) for pngs in seen["pngs"]]
+        return 3.25
+
+    monkeypatch.setitem(sys.modules, "frd_score", types.SimpleNamespace(compute_frd=compute_frd))
+    monkeypatch.setitem(sys.modules, "radiomics", types.SimpleNamespace())
+    real, fake = np.full((3, 16, 16), 0.5, np.float32), np.ones((2, 16, 16), np.float32)
+    assert frechet_radiomics_distance(real, fake) == 3.25
+    assert [len(pngs) for pngs in seen["pngs"]] == [3, 2]
+    assert seen["first"][0].max() == 128 and seen["first"][1].min() == 255
+    assert not seen["pngs"][0][0].exists()  # the temporary folders are removed
+
+    monkeypatch.setitem(sys.modules, "radiomics", None)  # frd-score present, its pyradiomics backend missing
+    with pytest.raises(ImportError, match="requirements-extra.txt"):
+        frechet_radiomics_distance(real, fake)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # raised inside Keras' model saving
@@ -218,7 +284,9 @@ def test_domain_extractor_uses_the_penultimate_layer(tmp_path: Path) -> None:
     assert extractor.name == "domain:patch_classifier.keras"
     images = np.random.default_rng(3).uniform(size=(5, 32, 32, 1))
     expected = keras.Model(inputs, embedding).predict_on_batch(images.astype(np.float32))
-    np.testing.assert_allclose(extractor.features(images), expected, rtol=1e-5, atol=1e-6)
+    embedding = extractor.embed(images)
+    np.testing.assert_allclose(embedding.features, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(embedding.probabilities, classifier.predict_on_batch(images.astype(np.float32)), rtol=1e-5)
     assert extractor.features(np.zeros((2, 64, 48, 1))).shape == (2, 6)  # resized to the input size
 
     with pytest.raises(ConfigError, match="missing.keras: domain classifier not found.*downstream-utility"):

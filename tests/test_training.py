@@ -112,7 +112,7 @@ def test_nan_guard_stops_with_step_and_loss_and_keeps_checkpoints(prepared_sampl
         batch_size = 4
         pretrain_steps = 200
         gan_steps = 0
-        steps_per_epoch = 2
+        steps_per_epoch = 1
         optimizer = "sgd"
         beta_1 = 0.0
         g_learning_rate = 1e12
@@ -121,6 +121,13 @@ def test_nan_guard_stops_with_step_and_loss_and_keeps_checkpoints(prepared_sampl
     assert result.returncode == 2
     assert "Training diverged at step" in result.stderr and "loss pixel" in result.stderr
     assert "Traceback" not in result.stderr
+    bad_step = int(result.stderr.split("Training diverged at step ")[1].split(":")[0])
+    checkpoints = run / "output" / "checkpoints"
+    assert bad_step >= 2 and (checkpoints / f"ckpt-{bad_step - 1}.index").is_file()
+    assert not list(checkpoints.glob(f"ckpt-{bad_step}.*"))
+    again = cli("train", str(config))  # resumes from the last good checkpoint, and stops the same way
+    assert again.returncode == 2 and f"Resumed from {checkpoints / f'ckpt-{bad_step - 1}'}" in again.stderr
+    assert "Training diverged at step" in again.stderr
 
 
 def test_stop_file_ends_training_cleanly(prepared_sample, tmp_path):
@@ -148,8 +155,14 @@ import keras
 from mammogan.config import load_config
 from mammogan.train.trainer import Trainer
 
+from mammogan.errors import ConfigError
+
+try:
+    Trainer(load_config(sys.argv[-1]))
+except ConfigError as error:
+    print("XLA_REFUSED", "[train] jit_compile" in str(error))
 weights = {}
-for path in sys.argv[1:]:
+for path in sys.argv[1:-1]:
     config = load_config(path)
     trainer = Trainer(config)
     assert trainer.strategy.num_replicas_in_sync == (2 if config.train.strategy == "mirrored" else 1)
@@ -157,14 +170,16 @@ for path in sys.argv[1:]:
     model = keras.models.load_model(config.train.output_dir / "models" / "final" / "generator.keras", compile=False)
     initial = keras.models.load_model(config.train.output_dir / "models" / "initial" / "generator.keras", compile=False)
     weights[path] = [w - i for w, i in zip(model.get_weights(), initial.get_weights())]
-one, two = weights.values()
-worst = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12)) for a, b in zip(one, two) if np.any(a))
+one, *others = weights.values()
+worst = max(float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
+            for other in others for a, b in zip(one, other) if np.any(a))
 print("RELATIVE_DIFFERENCE", worst)
 """
 
 
 def test_one_and_two_replicas_take_the_same_first_step(prepared_sample, tmp_path):
-    """With SGD the first update is lr × gradient: a mirrored run on two logical CPUs must match one device."""
+    """With SGD the first update is lr × gradient: a mirrored run on two logical CPUs must match one device.
+    XLA over two replicas is refused up front (naming the key), not left to crash mid-run."""
     train = """
         batch_size = 8
         pretrain_steps = 1
@@ -177,11 +192,13 @@ def test_one_and_two_replicas_take_the_same_first_step(prepared_sample, tmp_path
     """
     single = sr_config(tmp_path / "single", prepared_sample, train + 'strategy = "default"\n')
     mirrored = sr_config(tmp_path / "mirrored", prepared_sample, train + 'strategy = "mirrored"\n')
+    mirrored_xla = sr_config(tmp_path / "mirrored_xla", prepared_sample, train + 'strategy = "mirrored"\njit_compile = true\n')
     script = tmp_path / "replicas.py"
     script.write_text(REPLICA_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), str(single), str(mirrored)], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, str(script), str(single), str(mirrored), str(mirrored_xla)], capture_output=True, text=True,
                             timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "XLA_REFUSED True" in result.stdout
     difference = float(result.stdout.split("RELATIVE_DIFFERENCE")[1])
     assert difference < 1e-4
 
@@ -273,3 +290,22 @@ def test_unknown_loss_term_is_a_config_error(prepared_sample, tmp_path):
     """)
     result = cli("train", str(config))
     assert result.returncode == 2 and "perceptul" in result.stderr and "loss_weights" in result.stderr
+
+
+def test_early_stopping_ends_a_phase_and_the_next_starts_with_a_fresh_best(prepared_sample, tmp_path):
+    """A generator that cannot learn (lr 0) stalls at once: pre-training stops early, GAN fine-tuning still runs."""
+    run = tmp_path / "run"
+    config = sr_config(run, prepared_sample, """
+        batch_size = 4
+        pretrain_steps = 20
+        gan_steps = 10
+        steps_per_epoch = 5
+        g_learning_rate = 0.0
+        early_stopping_patience = 1
+    """)
+    result = cli("train", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [int(row["step"]) for row in rows(run)] == [0, 5, 25, 30]
+    assert "Early stopping ends phase pretrain at step 5; the next phase starts at step 20" in result.stderr
+    # the GAN phase's first epoch is its best so far even though it does not beat step 0
+    assert result.stderr.count("best so far; saved models/best") == 2

@@ -28,7 +28,7 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     "metric": ("mammogan.metrics",),
     "optimizer": ("mammogan.train.optimizers",),
     "schedule": ("mammogan.train.optimizers",),
-    "task": ("mammogan.train.tasks", "mammogan.train.conditional"),
+    "task": ("mammogan.train.tasks", "mammogan.train.conditional", "mammogan.train.mask_to_image"),
     "augmentation": ("mammogan.augment.transforms",),
     "diffaugment": ("mammogan.train.stabilisers",),
     "degradation": ("mammogan.data.degradation",),

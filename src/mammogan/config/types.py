@@ -64,14 +64,19 @@ def _check_range(value: float, minimum: float | None, maximum: float | None, wha
 class Int(ValueType):
     minimum: int | None = None
     maximum: int | None = None
+    choices: tuple[int, ...] | None = None  # e.g. the scales the upsamplers can build
 
     def parse(self, value: Any, base_dir: Path) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueProblem(f"expected {self.describe()}")
         _check_range(value, self.minimum, self.maximum, "an integer")
+        if self.choices is not None and value not in self.choices:
+            raise ValueProblem(f"expected {self.describe()}")
         return value
 
     def describe(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
         return "an integer" + _range_text(self.minimum, self.maximum)
 
 

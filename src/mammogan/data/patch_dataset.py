@@ -45,11 +45,32 @@ def load_synthetic_patches(folders: list[Path], size: int, where: str) -> np.nda
     return _read_resized(paths, size)
 
 
-def _read_resized(paths: list[Path], size: int) -> np.ndarray:
+def load_masks(folder: Path, size: int, paired: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Binary masks (float32 {0, 1}, (N, size, size)) of `folder/masks` (or `folder`) and their file names.
+
+    `paired`: one mask per patch of `load_patches(folder)`, in its order, from `folder/masks` by file name.
+    Resizing averages the mask and keeps pixels at least half covered, so it stays strictly binary.
+    """
+    if paired:
+        images = folder / "images" if (folder / "images").is_dir() else folder
+        source = folder / "masks"
+        paths = [source / path.name for path in list_images(images)]
+    else:
+        source = folder / "masks" if (folder / "masks").is_dir() else folder
+        paths = list_images(source)
+    missing = [path.name for path in paths if not path.is_file()]
+    if missing or not paths:
+        problem = f"no mask for {len(missing)} of {len(paths)} patches, e.g. {missing[0]}" if missing else "no mask images found"
+        raise DataError(f"{source}: {problem} (masks are paired with patches by file name).")
+    return (_read_resized(paths, size, binary=True) >= 0.5).astype(np.float32), [path.name for path in paths]
+
+
+def _read_resized(paths: list[Path], size: int, binary: bool = False) -> np.ndarray:
+    """Images in [0, 1] at size × size; `binary`: any non-zero pixel counts as 1 (masks stored as 0/1 or 0/255)."""
     patches = []
     for path in paths:
         image = read_image(path)
-        values = image.astype(np.float32) / np.iinfo(image.dtype).max
+        values = (image > 0).astype(np.float32) if binary else image.astype(np.float32) / np.iinfo(image.dtype).max
         if values.shape != (size, size):
             values = cv2.resize(values, (size, size), interpolation=cv2.INTER_AREA if values.shape[0] > size else cv2.INTER_CUBIC)
         patches.append(values)
@@ -58,6 +79,8 @@ def _read_resized(paths: list[Path], size: int) -> np.ndarray:
 
 class PatchSampler:
     """Patch `i` of the stream depends only on (seed, i), so resumed runs see the same data.
+
+    Patches are (N, H, W) or channel-stacked (N, H, W, C), e.g. image and mask, which then flip together.
 
     With synthetic patches, each draw is synthetic with probability ratio / (1 + ratio), so the stream
     holds `synthetic_ratio` synthetic images per real one on average (exactly reproducible for a seed).
@@ -79,14 +102,14 @@ class PatchSampler:
             patch = np.rot90(patch, int(rng.integers(4)))
             if rng.integers(2):
                 patch = patch[:, ::-1]
-        return np.ascontiguousarray(patch)[..., None]
+        return np.ascontiguousarray(patch if patch.ndim == 3 else patch[..., None])
 
     def dataset(self, batch_size: int, start_index: int) -> tf.data.Dataset:
-        size = self.patches.shape[1]
+        shape = self.patches.shape[1:] if self.patches.ndim == 4 else (*self.patches.shape[1:], 1)
 
         def load(index):
             patch = tf.numpy_function(self.sample, [index], tf.float32, stateful=False)
-            return tf.ensure_shape(patch, (size, size, 1))
+            return tf.ensure_shape(patch, shape)
 
         return (tf.data.Dataset.counter(start_index)
                 .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

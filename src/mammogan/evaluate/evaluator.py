@@ -19,6 +19,7 @@ from ..config.loader import Config, write_resolved_config
 from ..data.sr_dataset import SRSplit, load_split, lr_subdir_for
 from ..infer.model_io import load_generator, make_runner
 from ..infer.tiling import tiled_super_resolve
+from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim, ms_ssim_min_size
 from ..registry import METRICS
 from ..utils.io import atomic_write_text
 from ..utils.logs import add_log_file, get_logger
@@ -46,14 +47,23 @@ def lesion_boxes(mask: np.ndarray | None, margin: int, minimum: int = 32) -> lis
     return boxes
 
 
-def _metric(name: str, reference: np.ndarray, test: np.ndarray, data_range: float) -> float:
+# Lesion ROIs are at least ROI_SIDE px so that every ROI gets the same ROI_MS_SSIM_SCALES-scale MS-SSIM
+# (the full five scales need 161 px, which would bury a calcification in context).
+ROI_MS_SSIM_SCALES = 3
+ROI_SIDE = ms_ssim_min_size(ROI_MS_SSIM_SCALES)
+
+
+def _metric(name: str, reference: np.ndarray, test: np.ndarray, data_range: float, roi: bool = False) -> float:
     """One registered metric on a pair of [0, 1] images, scaled to the stored data range."""
     ref = tf.constant(reference[None, ..., None] * data_range, tf.float32)
     out = tf.constant(np.clip(test, 0, 1)[None, ..., None] * data_range, tf.float32)
     try:
+        if roi and name == "ms_ssim":
+            return float(ms_ssim(ref, out, data_range, power_factors=MS_SSIM_WEIGHTS[:ROI_MS_SSIM_SCALES])[0])
         return float(METRICS.get(name)(ref, out, data_range)[0])
-    except (ValueError, tf.errors.InvalidArgumentError):
-        return float("nan")  # e.g. MS-SSIM on a crop smaller than its five scales need
+    except ValueError as error:  # an image smaller than the metric's window: reported, not fatal for the batch
+        log.warning("%s not computed on a %d×%d %s: %s", name, *reference.shape, "lesion ROI" if roi else "image", error)
+        return float("nan")
 
 
 class Evaluator:
@@ -84,11 +94,12 @@ class Evaluator:
             for name in metrics:
                 row[f"{name}_model"] = _metric(name, hr[crop], sr[crop], split.data_range)
                 row[f"{name}_bicubic"] = _metric(name, hr[crop], bicubic[crop], split.data_range)
-            boxes = lesion_boxes(split.masks[index], cfg.eval.roi_margin)
+            boxes = lesion_boxes(split.masks[index], cfg.eval.roi_margin, ROI_SIDE)
             row["lesion_rois"] = len(boxes)
             for name in metrics:
                 for method, image in (("model", sr), ("bicubic", bicubic)):
-                    values = [_metric(name, hr[y0:y1, x0:x1], image[y0:y1, x0:x1], split.data_range) for y0, y1, x0, x1 in boxes]
+                    values = [_metric(name, hr[y0:y1, x0:x1], image[y0:y1, x0:x1], split.data_range, roi=True)
+                              for y0, y1, x0, x1 in boxes]
                     row[f"roi_{name}_{method}"] = float(np.nanmean(values)) if values and not np.all(np.isnan(values)) else ""
             rows.append(row)
         summary = self._write_tables(rows, metrics)

@@ -5,6 +5,12 @@ generator, the untrained step-0 generator, a Gaussian-noise baseline matched to 
 and real training patches (the floor a perfect generator could reach with this many samples).
 The generator's samples then go through the memorisation check against the training patches, with
 the real evaluation patches as the not-a-copy reference.
+
+Per arm: KID, precision/recall/density/coverage, the Inception-Score-style classifier score (when the
+extractor has a classifier head; else the cells stay empty and the log says why), the moment
+distance, the mean pairwise MS-SSIM (with as many of MS-SSIM's five scales as the image side allows:
+3 at 64 px, 2 at 32 px, all 5 from 161 px; empty below 11 px) and, with `[eval] frd`, the Fréchet
+Radiomics Distance of the optional frd-score package.
 """
 
 from __future__ import annotations
@@ -15,19 +21,32 @@ import numpy as np
 
 from ..callbacks.tiles import gan_tile
 from ..config.loader import Config, write_resolved_config
-from ..data.patch_dataset import load_patches
+from ..data.patch_dataset import load_masks, load_patches
 from ..infer.inferencer import sample_name
 from ..infer.model_io import generator_path, load_model, sample_images
+from ..metrics.distribution import (
+    FRD_INSTALL,
+    classifier_score,
+    fid,
+    frd_package,
+    frechet_radiomics_distance,
+    kid,
+    mean_pairwise_ms_ssim,
+    prdc,
+)
 from ..metrics.features import FeatureExtractor
-from ..metrics.distribution import kid, mean_pairwise_ms_ssim, prdc
+from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim_min_size, ms_ssim_scales_that_fit
 from ..utils.io import atomic_write_csv
 from ..utils.logs import add_log_file, get_logger
 from .comparison import moment_distance
 from .memorisation import check_against_training, configured_extractor, patch_names
 
 log = get_logger("evaluate")
-# MS-SSIM on small patches: three scales fit in 64×64 (the full five need 161×161).
-SMALL_PATCH_POWER_FACTORS = (0.0448, 0.2856, 0.3001)
+
+
+def _show(value: object) -> str:
+    """A table value for the log: 3 decimals, or "-" for an empty cell."""
+    return "-" if value == "" else f"{value:.3f}"
 
 
 class GANEvaluator:
@@ -39,10 +58,14 @@ class GANEvaluator:
         cfg = self.config
         models = cfg.train.output_dir / "models"
         count, latent_dim, seed = cfg.eval.num_samples, cfg.model.latent_dim, cfg.infer.seed
-        arms = {"generator": sample_images(load_model(generator_path(cfg)), count, latent_dim, seed)}
+        masks = None
+        if cfg.model.task == "mask_to_image":  # the evaluated split's own masks, cycled: both sides show the same lesions
+            split_masks = load_masks(cfg.dataset.test_dir or cfg.dataset.valid_dir, cfg.model.image_size, paired=True)[0]
+            masks = split_masks[np.arange(count) % len(split_masks)]
+        arms = {"generator": sample_images(load_model(generator_path(cfg)), count, latent_dim, seed, masks=masks)}
         initial = models / "initial" / "generator.keras"
         if initial.is_file():
-            arms["step0_generator"] = sample_images(load_model(initial), count, latent_dim, seed)
+            arms["step0_generator"] = sample_images(load_model(initial), count, latent_dim, seed, masks=masks)
         rng = np.random.default_rng(seed)
         arms["gaussian_noise"] = np.clip(rng.normal(real.mean(), real.std(), (count, *real.shape[1:])), 0, 1).astype(np.float32)
         train_dir = cfg.dataset.train_dir
@@ -52,34 +75,56 @@ class GANEvaluator:
 
     def run(self) -> list[dict[str, object]]:
         cfg = self.config
+        if cfg.eval.frd and frd_package() is None:
+            raise cfg.error("eval", "frd", "needs the optional frd-score package (and the pyradiomics it calls), which is "
+                            f"not installed: {FRD_INSTALL}, or set frd = false")
         self.output_dir.mkdir(parents=True, exist_ok=True)
         add_log_file(self.output_dir, "evaluate.log")
         write_resolved_config(cfg, self.output_dir)
         real_dir = cfg.dataset.test_dir or cfg.need("dataset", "valid_dir", "evaluating a synthetic-image GAN (or set test_dir)")
         real = load_patches(real_dir, cfg.model.image_size)
         extractor = configured_extractor(cfg)
+        if not extractor.has_classifier:
+            log.info("classifier_score left empty: %s.", extractor.no_classifier_reason)
+        scales = ms_ssim_scales_that_fit(cfg.model.image_size)
+        if not scales:
+            log.info("diversity_ms_ssim left empty: %d px images are smaller than one SSIM window (%d px).",
+                     cfg.model.image_size, ms_ssim_min_size(1))
         real_features = extractor.features(real[..., None])
         rows = []
         arms = self._arms(real)
         for arm, images in arms.items():
-            features = extractor.features(images[..., None])
-            kernel = kid(real_features, features, subsets=cfg.eval.kid_subsets, subset_size=cfg.eval.kid_subset_size, seed=cfg.train.seed)
-            quality = prdc(real_features, features, k=min(5, len(real) - 1, len(images) - 1))
-            rows.append({
+            embedding = extractor.embed(images[..., None])
+            kernel = kid(real_features, embedding.features, subsets=cfg.eval.kid_subsets,
+                         subset_size=cfg.eval.kid_subset_size, seed=cfg.train.seed)
+            quality = prdc(real_features, embedding.features, k=min(5, len(real) - 1, len(images) - 1))
+            score = None
+            if embedding.probabilities is not None:
+                score = classifier_score(embedding.probabilities, splits=min(cfg.eval.classifier_score_splits, len(images)))
+            row: dict[str, object] = {
                 "arm": arm, "extractor": extractor.name, "samples": len(images), "real": len(real),
-                "kid_mean": kernel.mean, "kid_std": kernel.std, "precision": quality.precision, "recall": quality.recall,
+                "kid_mean": kernel.mean, "kid_std": kernel.std,
+                "fid": fid(real_features, embedding.features),  # biased upwards at small sample counts: compare arms, not papers
+                "precision": quality.precision, "recall": quality.recall,
                 "density": quality.density, "coverage": quality.coverage,
+                "classifier_score": score.mean if score else "", "classifier_score_std": score.std if score else "",
                 "moment_distance": moment_distance(real, images),
-                "diversity_ms_ssim": mean_pairwise_ms_ssim(images[..., None], 1.0, SMALL_PATCH_POWER_FACTORS, max_pairs=300),
-            })
+                "diversity_ms_ssim": mean_pairwise_ms_ssim(images[..., None], 1.0, MS_SSIM_WEIGHTS[:scales], max_pairs=300)
+                if scales else "",
+                "diversity_ms_ssim_scales": scales,
+            }
+            if cfg.eval.frd:
+                row["frd"] = frechet_radiomics_distance(real, images)
+            rows.append(row)
             if arm == "generator":
                 gan_tile(self.output_dir / "samples.png", 0, images[:32], real, {})
         atomic_write_csv(self.output_dir / "evaluation.csv", rows)
         log.info("Synthetic-image evaluation (%s features, %d real patches) → %s", extractor.name, len(real), self.output_dir / "evaluation.csv")
         for row in rows:
-            log.info("  %-16s KID %.4f ± %.4f  precision %.2f  recall %.2f  coverage %.2f  moments %.3f  MS-SSIM %.3f",
-                     row["arm"], row["kid_mean"], row["kid_std"], row["precision"], row["recall"], row["coverage"],
-                     row["moment_distance"], row["diversity_ms_ssim"])
+            log.info("  %-16s KID %.4f ± %.4f  FID %.2f  precision %.2f  recall %.2f  coverage %.2f  classifier score %s  moments %.3f  MS-SSIM %s%s",
+                     row["arm"], row["kid_mean"], row["kid_std"], row["fid"], row["precision"], row["recall"], row["coverage"],
+                     _show(row["classifier_score"]), row["moment_distance"], _show(row["diversity_ms_ssim"]),
+                     f"  FRD {row['frd']:.3f}" if "frd" in row else "")
         self._memorisation(arms["generator"], real, real_dir, extractor)
         return rows
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..config.loader import Config, write_resolved_config
 from ..data.images import DICOM_SUFFIXES, RASTER_SUFFIXES, list_images, read_image, write_png
+from ..data.mask_prior import inference_masks
 from ..errors import DataError
 from ..registry import BENCHMARKS
 from ..utils.io import atomic_write_csv
@@ -73,6 +74,9 @@ class Inferencer:
     def _sample(self) -> int:
         """Synthetic images from seeded latents, as a dataset folder with a manifest.
 
+        Mask-to-image generators also get a mask each (`inference_masks`), written to `masks/` under the
+        image's name, with its source in the manifest: the `{images,masks}` layout of the prepared splits.
+
         With `reject_near_copies`, samples the memorisation check flags are not written (a stale file of
         that name is removed); the manifest keeps their row with status `rejected_near_copy`.
         """
@@ -80,19 +84,23 @@ class Inferencer:
         generator = load_generator(cfg)
         labels = self._class_labels(generator)
         count = cfg.infer.num_samples if labels is None else len(labels)
-        images = sample_images(generator, count, cfg.model.latent_dim, cfg.infer.seed, labels=labels)
+        masks, sources = inference_masks(cfg, count) if cfg.model.task == "mask_to_image" else (None, [])
+        images = sample_images(generator, count, cfg.model.latent_dim, cfg.infer.seed, labels=labels, masks=masks)
         names = [sample_name(cfg.infer.seed, index) for index in range(len(images))]
         checks = self._memorisation(images, names) if cfg.infer.reject_near_copies else {}
         rows = []
         for index, (name, image) in enumerate(zip(names, images)):
             row = {"image": name, "seed": cfg.infer.seed, "index": index, "checkpoint": str(generator_path(cfg)),
                    "task": cfg.model.task, **({} if labels is None else {"class": cfg.model.classes[labels[index]]}),
-                   **checks.get(name, {})}
-            target = self.output_dir / "images" / name
+                   **({} if masks is None else {"mask": name, "mask_source": sources[index]}), **checks.get(name, {})}
+            target, mask_target = self.output_dir / "images" / name, self.output_dir / "masks" / name
             if row.get("status") == "rejected_near_copy":
                 target.unlink(missing_ok=True)
+                mask_target.unlink(missing_ok=True)
             else:
                 write_png(target, np.round(image * 255).astype(np.uint8))
+                if masks is not None:  # the segmentation label of the image, 0/255 like prepared masks
+                    write_png(mask_target, (masks[index] * 255).astype(np.uint8))
             rows.append(row)
         atomic_write_csv(self.output_dir / "manifest.csv", rows)
         rejected = sum(row.get("status") == "rejected_near_copy" for row in rows)

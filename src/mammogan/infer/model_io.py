@@ -45,7 +45,7 @@ def to_unit_range(generated: np.ndarray) -> np.ndarray:
 
 def class_count(model: keras.Model) -> int:
     """Classes of a conditional generator (inputs [latent, class_id]); 0 for an unconditional one."""
-    return model.get_layer("class_embedding").input_dim if len(model.inputs) == 2 else 0
+    return model.get_layer("class_embedding").input_dim if any(layer.name == "class_embedding" for layer in model.layers) else 0
 
 
 def balanced_labels(count: int, classes: int) -> np.ndarray:
@@ -54,16 +54,22 @@ def balanced_labels(count: int, classes: int) -> np.ndarray:
 
 
 def sample_images(model: keras.Model, count: int, latent_dim: int, seed: int, batch: int = 64,
-                  labels: np.ndarray | None = None) -> np.ndarray:
+                  labels: np.ndarray | None = None, masks: np.ndarray | None = None) -> np.ndarray:
     """`count` generated images in [0, 1], in batches so memory stays bounded.
 
-    A conditional generator gets `labels` (class ids, one per image; default: balanced over its classes).
+    A conditional generator gets `labels` (class ids, one per image; default: balanced over its classes);
+    a mask-to-image generator (inputs [mask, latent]) gets `masks`, (count, H, W) in {0, 1}.
     """
     latents = latent_batch(count, latent_dim, seed)
-    if class_count(model):
+    inputs = None  # the two inputs of a conditioned generator
+    if masks is not None:
+        inputs = (np.asarray(masks, np.float32)[..., None], latents)
+    elif class_count(model):
         labels = balanced_labels(count, class_count(model)) if labels is None else np.asarray(labels, np.int32)
-        run = tf.function(lambda z, y: tf.cast(model([z, y], training=False), tf.float32), reduce_retracing=True)
-        chunks = [run(latents[i : i + batch], labels[i : i + batch, None]).numpy() for i in range(0, count, batch)]
+        inputs = (latents, labels[:, None])
+    if inputs is not None:
+        run = tf.function(lambda a, b: tf.cast(model([a, b], training=False), tf.float32), reduce_retracing=True)
+        chunks = [run(inputs[0][i : i + batch], inputs[1][i : i + batch]).numpy() for i in range(0, count, batch)]
     else:
         runner = make_runner(model)
         chunks = [runner(latents[i : i + batch]) for i in range(0, count, batch)]

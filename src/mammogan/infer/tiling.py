@@ -37,6 +37,16 @@ def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> np.ndarray
     return weights
 
 
+def _blend_weights(starts: list[int], tile: int, overlap: int, size: int, scale: int) -> dict[int, np.ndarray]:
+    """Each tile's output-side ramp along one axis, divided by the sum of all ramps there (a partition of unity)."""
+    ramps = {start: _ramp(tile * scale, overlap * scale, start == 0, start + tile == size) for start in starts}
+    total = np.zeros(size * scale)
+    for start, ramp in ramps.items():
+        total[start * scale : (start + tile) * scale] += ramp
+    return {start: (ramp / np.maximum(total[start * scale : (start + tile) * scale], 1e-12)).astype(np.float32)
+            for start, ramp in ramps.items()}
+
+
 def tiled_super_resolve(run: Callable[[np.ndarray], np.ndarray], lr: np.ndarray, scale: int, tile: int, overlap: int,
                         batch: int) -> np.ndarray:
     """Super-resolve a 2-D float image; `run` maps a (B, h, w, 1) float32 batch to (B, h·s, w·s, 1)."""
@@ -44,18 +54,15 @@ def tiled_super_resolve(run: Callable[[np.ndarray], np.ndarray], lr: np.ndarray,
     tile_h, tile_w = min(tile, height), min(tile, width)
     overlap_h, overlap_w = min(overlap, tile_h // 2), min(overlap, tile_w // 2)
     ys, xs = _starts(height, tile_h, overlap_h), _starts(width, tile_w, overlap_w)
-    output = np.zeros((height * scale, width * scale), dtype=np.float64)
-    total = np.zeros_like(output)
+    # The blend weights are outer products of row and column ramps on a grid of tiles, so normalising each
+    # 1-D ramp by the 1-D sum normalises the 2-D weights; the float32 output is the only full-size array.
+    rows, cols = _blend_weights(ys, tile_h, overlap_h, height, scale), _blend_weights(xs, tile_w, overlap_w, width, scale)
+    output = np.zeros((height * scale, width * scale), dtype=np.float32)
     boxes = [(y, x) for y in ys for x in xs]
     for first in range(0, len(boxes), batch):
         chunk = boxes[first : first + batch]
         inputs = np.stack([lr[y : y + tile_h, x : x + tile_w] for y, x in chunk])[..., None].astype(np.float32)
-        results = np.asarray(run(inputs), dtype=np.float64)[..., 0]
+        results = np.asarray(run(inputs), dtype=np.float32)[..., 0]
         for (y, x), result in zip(chunk, results):
-            wy = _ramp(tile_h * scale, overlap_h * scale, y == 0, y + tile_h == height)
-            wx = _ramp(tile_w * scale, overlap_w * scale, x == 0, x + tile_w == width)
-            weight = wy[:, None] * wx[None, :]
-            window = (slice(y * scale, (y + tile_h) * scale), slice(x * scale, (x + tile_w) * scale))
-            output[window] += result * weight
-            total[window] += weight
-    return (output / np.maximum(total, 1e-12)).astype(np.float32)
+            output[y * scale : (y + tile_h) * scale, x * scale : (x + tile_w) * scale] += result * np.outer(rows[y], cols[x])
+    return output

@@ -3,12 +3,16 @@
 FID, KID, precision/recall/density/coverage and the Inception-Score-style score compare sets of
 features from one extractor (`mammogan.metrics.features`); their values mean nothing without the
 extractor's name, so callers report it beside them. `mean_pairwise_ms_ssim` works on the images
-themselves and measures within-set diversity.
+themselves and measures within-set diversity. `frechet_radiomics_distance` hands the images to the
+optional `frd-score` package (requirements-extra.txt), which extracts its own radiomics features.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Sequence
 
 import numpy as np
@@ -16,7 +20,10 @@ import tensorflow as tf
 from scipy.spatial.distance import cdist
 from scipy.special import rel_entr
 
+from ..data.images import write_png
 from .full_reference import ms_ssim
+
+FRD_INSTALL = "pip install -r requirements-extra.txt"
 
 
 def _features(array: np.ndarray, what: str, minimum: int = 2) -> np.ndarray:
@@ -201,3 +208,32 @@ def mean_pairwise_ms_ssim(
         for start in range(0, first.size, batch_size)
     ]
     return float(np.concatenate(values).mean())
+
+
+def frd_package() -> ModuleType | None:
+    """The optional `frd_score` package when it and the pyradiomics it calls on first use import, else None."""
+    try:
+        import frd_score
+        import radiomics  # noqa: F401  (frd_score imports it lazily; without it compute_frd fails mid-run)
+    except ImportError:
+        return None
+    return frd_score
+
+
+def frechet_radiomics_distance(real: np.ndarray, fake: np.ndarray) -> float:
+    """Fréchet Radiomics Distance (Konz, Osuala et al. 2024) with `frd_score.compute_frd`'s defaults.
+
+    The package reads two image folders, so the (N, H, W) images in [0, 1] are written as 8-bit PNGs
+    to a temporary folder that is removed afterwards.
+    """
+    package = frd_package()
+    if package is None:
+        raise ImportError(f"the optional frd-score package (with pyradiomics) is not installed: {FRD_INSTALL}")
+    with tempfile.TemporaryDirectory(prefix="mammogan_frd_") as root:
+        folders = []
+        for label, images in (("real", real), ("fake", fake)):
+            folder = Path(root) / label
+            for index, image in enumerate(np.asarray(images)):
+                write_png(folder / f"{index:05d}.png", np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8))
+            folders.append(str(folder))
+        return float(package.compute_frd(folders))

@@ -89,6 +89,11 @@ def ms_ssim_min_size(scales: int) -> int:
     return (SSIM_FILTER_SIZE - 1) * 2 ** (scales - 1) + 1
 
 
+def ms_ssim_scales_that_fit(side: int, most: int = len(MS_SSIM_WEIGHTS)) -> int:
+    """The most MS-SSIM scales (up to `most`) an image with this shorter side allows; 0 below one SSIM window."""
+    return next((k for k in range(most, 0, -1) if ms_ssim_min_size(k) <= side), 0)
+
+
 @METRICS.register("ms_ssim")
 def ms_ssim(
     reference: tf.Tensor, distorted: tf.Tensor, data_range: float, *, power_factors: Sequence[float] | None = None
@@ -110,7 +115,7 @@ def ms_ssim(
         factors = tuple(float(f) / total for f in power_factors)
     scales = len(factors)
     side = min(reference.shape[1], reference.shape[2])
-    fitting = next((k for k in range(scales - 1, 0, -1) if ms_ssim_min_size(k) <= side), 0)
+    fitting = ms_ssim_scales_that_fit(side, scales - 1)
     advice = f" Pass at most {fitting} power_factors, e.g. MS_SSIM_WEIGHTS[:{fitting}]." if fitting else ""
     _need_size(reference, ms_ssim_min_size(scales), f"MS-SSIM with {scales} scales", advice)
     return tf.image.ssim_multiscale(

@@ -29,6 +29,27 @@ def cosine_schedule(learning_rate: float, config: Config) -> keras.optimizers.sc
     return keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
 
 
+class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A schedule times a factor variable: reduce-on-plateau and collapse rollbacks lower a scheduled rate through it."""
+
+    def __init__(self, schedule: keras.optimizers.schedules.LearningRateSchedule) -> None:
+        self.schedule = schedule
+        self.factor = keras.Variable(1.0, trainable=False, name="lr_factor")
+
+    def __call__(self, step):
+        return self.schedule(step) * self.factor
+
+    def get_config(self) -> dict:
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule)}
+
+
+def reducible_rate(optimizer: keras.optimizers.Optimizer) -> keras.Variable:
+    """The variable that scales `optimizer`'s learning rate: the rate itself, or its schedule's factor."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    rate = inner._learning_rate  # Keras keeps the schedule object only here; `learning_rate` is its current value
+    return rate.factor if isinstance(rate, ScaledSchedule) else rate
+
+
 @OPTIMIZERS.register("adam")
 def adam(learning_rate, config: Config) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate, beta_1=config.train.beta_1, beta_2=config.train.beta_2, epsilon=config.train.epsilon)
@@ -53,6 +74,8 @@ def rmsprop(learning_rate, config: Config) -> keras.optimizers.Optimizer:
 def build_optimizer(config: Config, learning_rate: float) -> keras.optimizers.Optimizer:
     """The configured optimizer with the configured schedule; wrapped for loss scaling in mixed precision."""
     schedule = SCHEDULES.get(config.train.lr_schedule)(learning_rate, config)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        schedule = ScaledSchedule(schedule)
     optimizer = OPTIMIZERS.get(config.train.optimizer)(schedule, config)
     if config.train.mixed_precision:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

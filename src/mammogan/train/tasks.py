@@ -23,7 +23,7 @@ from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS, LOSSES, T
 from ..utils.io import atomic_write_with
 from ..utils.logs import get_logger
 from .ema import EMA
-from .optimizers import build_optimizer
+from .optimizers import build_optimizer, reducible_rate
 from .stabilisers import AdaptiveAugment, diff_augment
 from ..callbacks.tiles import crop_with_context, gan_tile, sr_tile, tile_regions
 
@@ -111,13 +111,8 @@ class Task:
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch)
 
     def learning_rate_variables(self) -> list[Any]:
-        """The optimizers' learning-rate variables (a schedule has none: it is not reduced)."""
-        rates = []
-        for optimizer in self.optimizers():
-            rate = getattr(optimizer, "inner_optimizer", optimizer).learning_rate
-            if isinstance(rate, keras.Variable) or hasattr(rate, "assign"):
-                rates.append(rate)
-        return rates
+        """What reduce-on-plateau and rollbacks multiply: each optimizer's rate, or its schedule's factor."""
+        return [reducible_rate(optimizer) for optimizer in self.optimizers()]
 
     def reduce_learning_rate(self, factor: float) -> None:
         for rate in self.learning_rate_variables():
@@ -151,6 +146,8 @@ class Task:
             objects["ema"] = self.ema.shadow
         if self.ada is not None:
             objects["ada_p"] = self.ada.p
+        for index, rate in enumerate(self.learning_rate_variables()):
+            objects[f"learning_rate_{index}"] = rate  # a schedule's factor is not an optimizer variable
         return objects
 
     def inference_generator(self) -> keras.Model:
@@ -334,12 +331,15 @@ class PatchGANTask(Task):
         """The sampler's batch as the D and G steps take it: patches in [0, 1] → the generator's tanh range."""
         return batch * 2.0 - 1.0
 
+    def fake_like(self, real: tf.Tensor) -> tf.Tensor:
+        """Generated D inputs for a batch of real ones (a mask-conditioned task generates for the batch's masks)."""
+        return self.generator(tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), training=True)
+
     def discriminator_step(self, real: Any, step: tf.Tensor) -> tf.Tensor:
         """One D (critic) update on a per-replica part of `real_batch`; returns the D loss."""
         cfg = self.config.train
-        generator, discriminator = self.generator, self.discriminator
-        noise = tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
-        fake = generator(noise, training=True)
+        discriminator = self.discriminator
+        fake = self.fake_like(real)
         with tf.GradientTape() as tape:
             real_logits = discriminator(self.d_view(real, step), training=True)[0]
             fake_logits = discriminator(self.d_view(fake, step), training=True)[0]

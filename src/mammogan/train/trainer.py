@@ -67,6 +67,10 @@ class Trainer:
         configure_devices()
         keras.mixed_precision.set_global_policy("mixed_float16" if config.train.mixed_precision else "float32")
         self.strategy = make_strategy(config.train.strategy)
+        if config.train.jit_compile and self.strategy.num_replicas_in_sync > 1:
+            # One XLA cluster cannot reach the other replicas' variables; Keras turns XLA off under tf.distribute too.
+            raise config.error("train", "jit_compile", f"XLA works on one replica; strategy = \"{config.train.strategy}\" "
+                               f"has {self.strategy.num_replicas_in_sync}. Set jit_compile = false, or train on one device")
         self.task = TASKS.get(config.model.task, f"{config.path}: [model] task")(config, self.strategy)
         self.is_chief = is_chief(self.strategy)
         resolver = getattr(self.strategy, "cluster_resolver", None)
@@ -144,7 +148,11 @@ class Trainer:
             if step >= phase_end:
                 continue
             log.info("Phase %s: steps %d-%d of %d.", phase, max(step, phase_start) + 1, phase_end, total)
-            self.task.start_phase(phase, first=(step == phase_start))
+            first = step == phase_start
+            if first and phase_start > 0:  # best model and early stopping are judged within a phase
+                self.best.assign(math.inf)
+                self.stale.assign(0)
+            self.task.start_phase(phase, first=first)
             batches = iter(self.strategy.experimental_distribute_dataset(self.task.train_dataset(step)))
             train_step = self._compiled_step(phase)
             sums: dict[str, float] = {}
@@ -181,8 +189,13 @@ class Trainer:
                     if stop_file.exists():
                         log.info("Found %s: stopping cleanly after step %d.", stop_file, step)
                         return False
-                    if stop:
+                    if stop and phase_end == total:
                         return False
+                    if stop:
+                        log.info("Early stopping ends phase %s at step %d; the next phase starts at step %d.", phase, step, phase_end)
+                        step = phase_end
+                        self.step.assign(step)
+                        manager.save(checkpoint_number=step)
         return False
 
     def _phase_ranges(self) -> list[tuple[str, int, int]]:

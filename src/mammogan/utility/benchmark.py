@@ -76,6 +76,39 @@ def balanced_weights(labels: np.ndarray) -> np.ndarray:
     return (len(labels) / (len(CLASSES) * counts[labels])).astype(np.float32)
 
 
+def labelled_splits(config: Config, purpose: str) -> tuple[PatchSet, PatchSet, PatchSet]:
+    """The real train, valid and test patch splits with their lesion/normal labels; each must hold both classes."""
+    keys = ("train_dir", "valid_dir", "test_dir")
+    train, valid, test = (real_split(config.need("dataset", key, purpose), config.model.image_size) for key in keys)
+    for key, split in zip(keys, (train, valid, test)):
+        if len(np.unique(split.labels)) < len(CLASSES):
+            raise config.error("dataset", key, f"needs both lesion and normal patches for {purpose}")
+    return train, valid, test
+
+
+def train_classifier(config: Config, seed: int, train: PatchSet, valid: PatchSet) -> tuple[keras.Model, int]:
+    """The [utility] classifier trained from scratch with `seed` (weights and batch order), class-balanced.
+
+    Returns the model with the weights of the epoch of lowest class-balanced `valid` loss, and that epoch (from 1).
+    """
+    keras.utils.set_random_seed(seed)
+    build = CLASSIFIERS.get(config.utility.classifier, f"{config.path}: [utility] classifier")
+    model = build(input_size=config.model.image_size, filters=config.utility.filters)
+    model.compile(optimizer=keras.optimizers.Adam(config.utility.learning_rate), loss="binary_crossentropy")
+    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.utility.epochs, restore_best_weights=True)
+    validation = (valid.images[..., None], valid.labels.astype(np.float32), balanced_weights(valid.labels))
+    model.fit(train.images[..., None], train.labels.astype(np.float32), sample_weight=balanced_weights(train.labels),
+              batch_size=config.train.batch_size, epochs=config.utility.epochs, validation_data=validation,
+              shuffle=True, verbose=0, callbacks=[best])
+    return model, best.best_epoch + 1
+
+
+def lesion_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """P(lesion) of (N, S, S) patches; direct calls in chunks of 256, so no per-model retracing."""
+    return np.concatenate([np.asarray(model(images[start : start + 256, ..., None], training=False))[:, 0]
+                           for start in range(0, len(images), 256)])
+
+
 def _mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (NaN for a single value), rounded to 1e-9 so that equal
     differences of fractions like 5/6 - 4/6 and 11/12 - 9/12 show a spread of 0, not 6e-17."""
@@ -101,12 +134,7 @@ class UtilityBenchmark:
         """Training set per arm, and the real validation and test splits (checked disjoint from every arm)."""
         cfg = self.config
         size = cfg.model.image_size
-        train = real_split(cfg.need("dataset", "train_dir", "the utility benchmark"), size)
-        valid = real_split(cfg.need("dataset", "valid_dir", "model selection in the utility benchmark"), size)
-        test = real_split(cfg.need("dataset", "test_dir", "the utility benchmark (real test patches)"), size)
-        for name, split in (("train_dir", train), ("valid_dir", valid), ("test_dir", test)):
-            if len(np.unique(split.labels)) < len(CLASSES):
-                raise cfg.error("dataset", name, "needs both lesion and normal patches for the utility benchmark")
+        train, valid, test = labelled_splits(cfg, "the utility benchmark")
         augmented = augmented_patches(cfg.need("utility", "augmented_dir", "the real_traditional and combined arms"), train, size)
         synthetic_count = int(round(cfg.utility.synthetic_ratio * len(train.labels)))
         synthetic = synthetic_patches(cfg, cfg.need("utility", "synthetic_dir", "the real_synthetic and combined arms"),
@@ -125,27 +153,16 @@ class UtilityBenchmark:
         return arms, valid, test
 
     def _train_one(self, arm: str, seed: int, train: PatchSet, valid: PatchSet, test: PatchSet) -> dict[str, object]:
-        cfg = self.config
-        keras.utils.set_random_seed(seed)
-        build = CLASSIFIERS.get(cfg.utility.classifier, f"{cfg.path}: [utility] classifier")
-        model = build(input_size=cfg.model.image_size, filters=cfg.utility.filters)
-        model.compile(optimizer=keras.optimizers.Adam(cfg.utility.learning_rate), loss="binary_crossentropy")
-        counts = np.bincount(train.labels, minlength=len(CLASSES))
-        best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.utility.epochs, restore_best_weights=True)
-        validation = (valid.images[..., None], valid.labels.astype(np.float32), balanced_weights(valid.labels))
-        model.fit(train.images[..., None], train.labels.astype(np.float32), sample_weight=balanced_weights(train.labels),
-                  batch_size=cfg.train.batch_size, epochs=cfg.utility.epochs, validation_data=validation,
-                  shuffle=True, verbose=0, callbacks=[best])
-        probabilities = np.concatenate([np.asarray(model(test.images[start : start + 256, ..., None], training=False))[:, 0]
-                                        for start in range(0, len(test.labels), 256)])  # direct calls: no per-model retracing
+        model, best_epoch = train_classifier(self.config, seed, train, valid)
         atomic_write_with(self.output_dir / "models" / f"{arm}_seed{seed}.keras", model.save)
-        scores = classification_scores(test.labels, probabilities)
+        scores = classification_scores(test.labels, lesion_probabilities(model, test.images))
+        counts = np.bincount(train.labels, minlength=len(CLASSES))
         log.info("  %-16s seed %-4d %4d real %4d augmented %4d synthetic  best epoch %3d  accuracy %.3f  AUC %.3f  F1 %.3f",
-                 arm, seed, train.count("real"), train.count("augmented"), train.count("synthetic"), best.best_epoch + 1,
+                 arm, seed, train.count("real"), train.count("augmented"), train.count("synthetic"), best_epoch,
                  scores["accuracy"], scores["auc"], scores["f1"])
         return {"arm": arm, "seed": seed, "train_real": train.count("real"), "train_augmented": train.count("augmented"),
                 "train_synthetic": train.count("synthetic"), "train_lesion": int(counts[1]), "train_normal": int(counts[0]),
-                "test_images": len(test.labels), "best_epoch": best.best_epoch + 1, **scores}
+                "test_images": len(test.labels), "best_epoch": best_epoch, **scores}
 
     def run(self) -> int:
         cfg = self.config
