@@ -9,8 +9,8 @@ used as is (models, optimizer, loss, stabilisers, EMA) except batch size, image 
 Models, optimizers and the compiled steps come from the Trainer and the Task, as in training (`Trainer.compile_step`:
 strategy.run, loss reduction, `after_step` after G, jit_compile). Data is synthetic: one batch drawn once
 from a throwaway split of random-noise PNGs and fed to every step, so I/O and tf.data are excluded.
-Times are medians over the timed calls, made in rounds over a family's four combinations (other jobs' load
-then hits them alike), after warm-up calls (the first call, which traces and compiles, is reported apart).
+Times are medians over timed calls made in rounds over a family's four combinations (other jobs' load then
+hits them alike), after untimed rounds; the first call of each step, which traces and compiles, is reported apart.
 Results: benchmarks/results/gan.json and gan.md; `--render` rewrites gan.md from gan.json.
 """
 
@@ -110,8 +110,8 @@ def call_seconds(step: Callable, batch: Any) -> float:
     return time.perf_counter() - start
 
 
-def prepare(trainer: Trainer, batch: int, warmup: int) -> tuple[dict[str, Any], dict[str, Callable], Any]:
-    """Build the task's models as `Trainer.fit` does, compile its D and G steps and make the warm-up calls.
+def prepare(trainer: Trainer, batch: int) -> tuple[dict[str, Any], dict[str, Callable], Any]:
+    """Build the task's models as `Trainer.fit` does, compile its D and G steps and make their first calls.
 
     Returns the row so far (first-call times included), the two steps and the one batch they are fed.
     The first call traces (and compiles, under XLA) with this combination's mixed-precision policy in force.
@@ -128,18 +128,20 @@ def prepare(trainer: Trainer, batch: int, warmup: int) -> tuple[dict[str, Any], 
                            "d_params": task.discriminator.count_params()}
     for name, step in steps.items():
         row[f"{name}_first_call_s"] = call_seconds(step, data)
-        for _ in range(warmup - 1):
-            call_seconds(step, data)
     return row, steps, data
 
 
-def time_interleaved(prepared: list[tuple[dict[str, Any], dict[str, Callable], Any]], steps: int, batch: int) -> None:
-    """Timed calls in rounds over every combination, so load from other jobs hits all of them alike; fills the rows."""
+def time_interleaved(prepared: list[tuple[dict[str, Any], dict[str, Callable], Any]], warmup: int, steps: int,
+                     batch: int) -> None:
+    """Calls in rounds over every combination, so load from other jobs hits all of them alike: `warmup` untimed
+    rounds (the second call of a step is still slow), then `steps` timed ones; fills the rows."""
     times: dict[tuple[int, str], list[float]] = {}
-    for _ in range(steps):
+    for round_ in range(warmup + steps):
         for index, (_, functions, data) in enumerate(prepared):
             for name, step in functions.items():
-                times.setdefault((index, name), []).append(1000 * call_seconds(step, data))
+                seconds = call_seconds(step, data)
+                if round_ >= warmup:
+                    times.setdefault((index, name), []).append(1000 * seconds)
     for index, (row, functions, _) in enumerate(prepared):
         for name in functions:
             median = statistics.median(times[index, name])
@@ -182,13 +184,13 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
                                      "resolution": size, "batch": args.batch, "xla": xla, "mixed_precision": mixed})
                         try:
                             trainer = make_trainer(path, Path(temp) / f"{family}-{size}", size, args.batch, xla, mixed)
-                            row, steps, data = prepare(trainer, args.batch, args.warmup)
+                            row, steps, data = prepare(trainer, args.batch)
                         except (UserError, tf.errors.OpError, ValueError, TypeError) as error:
                             rows[-1]["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:300]}"
                             continue
                         rows[-1].update(row)
                         prepared.append((rows[-1], steps, data))
-                time_interleaved(prepared, args.steps, args.batch)
+                time_interleaved(prepared, args.warmup, args.steps, args.batch)
                 for row in rows[-len(SWITCHES[args.mixed_precision]) * len(SWITCHES[args.xla]):]:
                     print(row_line(row), flush=True)
     keras.mixed_precision.set_global_policy("float32")
@@ -224,7 +226,8 @@ def markdown(results: dict[str, Any]) -> str:
              "reused, so I/O and tf.data are excluded. D step = one D (critic) update, fakes generated inside; G step = one "
              "G update plus the task's after-step work (EMA, ADA). Median of "
              f"{results['steps']} timed calls, made in rounds over a family's combinations so that the load of other jobs "
-             f"hits them alike, after {results['warmup']} warm-up call(s); \"first call\" is the trace (+ XLA compile) time. images/s = batch / step time; a training step is n_critic D steps + 1 G step.",
+             f"hits them alike, after the first call and {results['warmup']} untimed round(s); \"first call\" is the trace "
+             "(+ XLA compile) time. images/s = batch / step time; a training step is n_critic D steps + 1 G step.",
              "Mixed precision (mixed_float16 with loss scaling) targets GPUs; on this CPU float16 convolutions are "
              "expected to be slow and are reported as measured.", "",
              "| family | res | XLA | mixed | n_critic | D ms | D img/s | G ms | G img/s | train step ms | train img/s | first call D / G s |",
@@ -248,16 +251,16 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolution", type=int, nargs="+", default=[64], help="image sizes (powers of two), e.g. 64 128")
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=3, help="timed calls per step (median reported)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (the first traces and compiles)")
+    parser.add_argument("--steps", type=int, default=5, help="timed rounds: calls per step (median reported)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds after each step's first (tracing, compiling) call")
     parser.add_argument("--families", nargs="+", help="only these (dcgan, wgangp, sngan, acgan, ...: project folder prefixes)")
     parser.add_argument("--xla", choices=sorted(SWITCHES), default="both", help="jit_compile off, on or both")
     parser.add_argument("--mixed-precision", choices=sorted(SWITCHES), default="both", help="mixed_float16 off, on or both")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where gan.json and gan.md go")
     parser.add_argument("--render", action="store_true", help="only rewrite gan.md from gan.json")
     args = parser.parse_args(argv)
-    if args.warmup < 1 or args.steps < 1:
-        parser.error("--warmup and --steps must be at least 1 (the first call compiles and is never timed)")
+    if args.warmup < 0 or args.steps < 1:
+        parser.error("--warmup must be at least 0 and --steps at least 1")
     if args.render:
         results = json.loads((args.results_dir / "gan.json").read_text())
     else:

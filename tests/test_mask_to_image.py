@@ -55,7 +55,7 @@ def test_mask_prior_is_binary_seeded_and_records_sources():
     assert blob.dtype == np.uint8 and set(np.unique(blob)) == {0, 1}
 
 
-def write_config(folder: Path, data: Path, **infer: str) -> Path:
+def write_config(folder: Path, data: Path, generator: str = "pix2pix_unet", **infer: str) -> Path:
     """Tiny SPADE pix2pix at 32 px on the prepared sample's patch pairs."""
     splits = "\n".join(f'{split}_dir = "{data / "patches" / split}"' for split in ("train", "valid", "test"))
     infer = {"output_dir": '"./run/synthetic"', "num_samples": "6", "seed": "3", **infer}
@@ -64,7 +64,7 @@ def write_config(folder: Path, data: Path, **infer: str) -> Path:
     path.write_text(f"""
 [model]
 task = "mask_to_image"
-generator = "pix2pix_unet"
+generator = "{generator}"
 discriminator = "patchgan"
 spade = true
 image_size = 32
@@ -130,7 +130,11 @@ def test_train_lowers_moment_distance_writes_tiles_and_infers_pairs(prepared_sam
     assert sources == [f"real:{name}" for name in names[:6]]
 
 
-def test_unknown_mask_source_is_a_config_error_naming_the_key(prepared_sample, tmp_path, caplog):
+def test_config_errors_name_the_key(prepared_sample, tmp_path, caplog):
     config = write_config(tmp_path, prepared_sample, mask_source='"atlas"')
     assert main(["infer", str(config)]) == 2
     assert "[infer] mask_source" in caplog.text and "atlas" in caplog.text and str(config) in caplog.text
+    caplog.clear()
+    config = write_config(tmp_path, prepared_sample, generator="dcgan")  # a latent-only generator cannot take masks
+    assert main(["train", str(config)]) == 2
+    assert "[model] generator" in caplog.text and "'dcgan'" in caplog.text and "pix2pix_unet" in caplog.text

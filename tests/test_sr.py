@@ -121,6 +121,25 @@ def test_infer_keeps_bit_depth_and_scales(sr_run, prepared_sample):
         assert psnr_np(lr.astype(np.float64), shrunk, 255) > 35
 
 
+def test_infer_keeps_12_bit_data_in_16_bit_files(sr_run, prepared_sample, tmp_path):
+    """12-bit values stored in 16-bit PNGs: scaled by [dataset] data_range on the way in and out (as in training)."""
+    source = sorted((prepared_sample / "test" / "lr_x2").glob("*.png"))[0]
+    lr8 = read_image(source)
+    lr12 = np.round(lr8.astype(np.float64) * 4095 / 255).astype(np.uint16)
+    (tmp_path / "in").mkdir()
+    Image.fromarray(lr12).save(tmp_path / "in" / "film.png")
+    config = tmp_path / "train_eval_infer.config"
+    text = (sr_run / "train_eval_infer.config").read_text().replace("[dataset]\n", "[dataset]\ndata_range = 4095.0\n")
+    text = text.replace(f'input_dir = "{prepared_sample / "test" / "lr_x2"}"', f'input_dir = "{tmp_path / "in"}"\noutput_dir = "{tmp_path / "out"}"')
+    config.write_text(text.replace("[train]\n", f'[train]\noutput_dir = "{sr_run / "output"}"\n'))  # the trained model
+    assert main(["infer", str(config)]) == 0
+    sr = read_image(tmp_path / "out" / "film.png")
+    assert sr.dtype == np.uint16 and sr.shape == (lr12.shape[0] * 2, lr12.shape[1] * 2) and sr.max() <= 4095
+    assert len(np.unique(sr)) > 256
+    shrunk = sr.astype(np.float64).reshape(lr12.shape[0], 2, lr12.shape[1], 2).mean(axis=(1, 3))
+    assert psnr_np(lr12.astype(np.float64), shrunk, 4095) > 35
+
+
 def test_on_the_fly_degradation_equals_prepared_pairs(prepared_sample):
     """HR-only folders are degraded with the dataset's recorded degradation: identical to prepare's LR files."""
     from mammogan.data.sr_dataset import load_split

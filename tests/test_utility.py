@@ -140,3 +140,23 @@ def test_synthetic_data_from_a_gan_trained_on_test_patches_is_refused(experiment
                       .replace('synthetic_dir = "gan/output/synthetic"', 'synthetic_dir = "leaky"').replace('"run"', '"leaky_run"'))
     assert main(["train", str(config)]) == 2
     assert "validation/test patches" in caplog.text and not (experiment / "leaky_run" / "utility_runs.csv").exists()
+
+
+def test_conditional_samples_are_labelled_by_class_and_drawn_in_turn(experiment):
+    """A conditional GAN's manifest names each sample's class: "normal" → normal, lesion classes → lesion, and
+    the draw alternates classes instead of taking the manifest's first (single-class) block."""
+    from mammogan.config import load_config
+    from mammogan.utility.data import CLASSES, synthetic_patches
+
+    folder = experiment / "conditional"
+    shutil.copytree(experiment / "gan" / "output" / "synthetic", folder)
+    rows = read_csv(folder / "manifest.csv")
+    classes = ["normal"] * 20 + ["mass"] * 10  # grouped by class, as a conditional `infer` writes them
+    with (folder / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*rows[0], "class"])
+        writer.writeheader()
+        writer.writerows({**row, "class": name} for row, name in zip(rows, classes))
+    config = load_config(experiment / "utility.config")  # its synthetic_class ("lesion") must not be used here
+    patches = synthetic_patches(config, folder, 8, 64, held_out=[])
+    assert list(patches.labels) == [CLASSES.index("normal"), CLASSES.index("lesion")] * 4
+    assert [path.name for path in patches.paths][:2] == [rows[0]["image"], rows[20]["image"]]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config.loader import Config, write_resolved_config
+from ..data.sr_dataset import full_scale_for
 from ..data.images import DICOM_SUFFIXES, RASTER_SUFFIXES, list_images, read_image, write_png
 from ..data.mask_prior import inference_masks
 from ..errors import DataError
@@ -25,14 +26,16 @@ def sample_name(seed: int, index: int) -> str:
     return f"synthetic_s{seed}_{index:05d}.png"
 
 
-def read_input(path: Path) -> tuple[np.ndarray, type]:
-    """Pixels in [0, 1] and the dtype to write back (DICOMs come back as 16-bit)."""
+def read_input(path: Path, data_range: float) -> tuple[np.ndarray, type, float]:
+    """Pixels scaled as in training (`[dataset] data_range`, else the bit depth's maximum → 1.0), the dtype
+    to write back and the value 1.0 maps back to. DICOMs come back as full-range 16-bit."""
     if path.suffix.lower() in DICOM_SUFFIXES:
         from ..data.dicom import read_dicom
 
-        return read_dicom(path, apply_voi=True).pixels.astype(np.float32), np.uint16
+        return read_dicom(path, apply_voi=True).pixels.astype(np.float32), np.uint16, float(np.iinfo(np.uint16).max)
     image = read_image(path)
-    return image.astype(np.float32) / np.iinfo(image.dtype).max, image.dtype.type
+    full_scale = full_scale_for(data_range, image.dtype)
+    return image.astype(np.float32) / full_scale, image.dtype.type, full_scale
 
 
 class Inferencer:
@@ -60,14 +63,13 @@ class Inferencer:
         failures = []
         for path in progress(paths, total=len(paths), desc="super-resolve"):
             try:
-                lr, dtype = read_input(path)
+                lr, dtype, full_scale = read_input(path, cfg.dataset.data_range)
             except DataError as error:
                 failures.append(str(error))
                 log.error("FAILED %s", error)
                 continue
             sr = tiled_super_resolve(runner, lr, cfg.model.scale, cfg.infer.tile_size, cfg.infer.tile_overlap, cfg.infer.tile_batch)
-            top = np.iinfo(dtype).max
-            write_png(self.output_dir / f"{path.stem}.png", np.round(np.clip(sr, 0, 1) * top).astype(dtype))
+            write_png(self.output_dir / f"{path.stem}.png", np.round(np.clip(sr, 0, 1) * full_scale).astype(dtype))
         log.info("Super-resolved %d of %d images (×%d) into %s", len(paths) - len(failures), len(paths), cfg.model.scale, self.output_dir)
         return 2 if failures else 0
 

@@ -3,7 +3,7 @@
 Every synthetic image then comes with a pixel-exact mask for segmentation training. The patch loop,
 KID validation, collapse probe and export are PatchGANTask's; this task trains on (image, mask)
 pairs of the patch splits (healthy patches with empty masks included), adds the pixel
-reconstruction term, and shows masks | generated | real in its tiles.
+reconstruction and mode-seeking terms, and shows masks | generated | real in its tiles.
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ class MaskToImageTask(PatchGANTask):
     def real_batch(self, batch: tf.Tensor) -> tf.Tensor:
         """The sampler's (image, mask) channels as (mask, patch in the generator's tanh range) pairs.
 
-        D sees each pair as one two-channel input, so PatchGANTask's D step (and its WGAN-GP, which then
-        interpolates only the image channel) applies unchanged and DiffAugment moves mask and image together.
+        D sees each pair as one two-channel input, so PatchGANTask's D step applies unchanged (WGAN-GP
+        interpolates between pairs with the same mask) and DiffAugment moves mask and image together.
         """
         return tf.concat([batch[..., 1:], batch[..., :1] * 2.0 - 1.0], -1)
 

@@ -321,7 +321,13 @@ class PatchGANTask(Task):
 
     def build(self) -> None:
         # WGAN-GP critics must not use batch norm: the penalty is per example.
-        self.build_models(normalization="layer" if self.wasserstein else "batch")
+        normalization = self.config.model.d_normalization
+        if normalization == "auto":
+            normalization = "layer" if self.wasserstein else "batch"
+        elif normalization == "batch" and self.wasserstein:
+            raise self.config.error("model", "d_normalization", "a Wasserstein critic's gradient penalty is per example; "
+                                    "batch norm couples the examples. Use \"layer\", \"none\" or \"auto\"")
+        self.build_models(normalization=normalization)
 
     def train_dataset(self, step: int) -> tf.data.Dataset:
         per_step = self.global_batch * self.critic_steps

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config.loader import Config, load_config
+from ..data.images import read_image
 from ..data.patch_dataset import load_patches
 from ..errors import DataError
 from ..evaluate.memorisation import ORIENTATIONS, orient, patch_folder, patch_names
@@ -114,19 +115,41 @@ def _check_gan_training_data(synthetic_dir: Path, held_out: list[str]) -> None:
                         f"patches of this benchmark (e.g. {leaked[0]}); its samples would leak them into training.")
 
 
+def _synthetic_label(config: Config, row: dict[str, str], synthetic_dir: Path) -> int:
+    """A conditional GAN's sample is labelled by its class ("normal" or a lesion class), a mask-to-image sample by
+    whether its mask marks anything; an unconditional GAN's samples all get `[utility] synthetic_class`."""
+    if row.get("class"):
+        return CLASSES.index("normal" if row["class"] == "normal" else "lesion")
+    if row.get("mask"):
+        return CLASSES.index("lesion" if read_image(synthetic_dir / "masks" / row["mask"]).any() else "normal")
+    return CLASSES.index(config.need("utility", "synthetic_class", "labelling the samples of an unconditional GAN"))
+
+
+def _round_robin(labels: list[int], count: int) -> list[int]:
+    """Indices of `count` samples taking the labels in turn (manifest order within a label), so both classes come in."""
+    queues = {label: [i for i, l in enumerate(labels) if l == label] for label in sorted(set(labels))}
+    order: list[int] = []
+    while len(order) < count:
+        for queue in queues.values():
+            if queue and len(order) < count:
+                order.append(queue.pop(0))
+    return order
+
+
 def synthetic_patches(config: Config, synthetic_dir: Path, count: int, size: int, held_out: list[str]) -> PatchSet:
-    """The first `count` written samples of a GAN `infer` folder (manifest order), all labelled synthetic_class."""
+    """`count` written samples of a GAN `infer` folder, taking its classes in turn, each with its label."""
     _check_gan_training_data(synthetic_dir, held_out)
     rows = _read_csv(synthetic_dir / "manifest.csv", ("image",), "`mammogan infer` of a synthetic-image GAN")
-    written = [row["image"] for row in rows if row.get("status", "written") == "written"]
+    written = [row for row in rows if row.get("status", "written") == "written"]
     if len(written) < count:
         raise config.error("utility", "synthetic_ratio", f"needs {count} synthetic images but {synthetic_dir} holds "
                            f"{len(written)}; sample more ([infer] num_samples of the GAN project) or lower the ratio")
-    chosen = written[:count]
-    label = CLASSES.index(config.need("utility", "synthetic_class", "labelling the synthetic images"))
-    images = _load_named(synthetic_dir, chosen, size, "manifest.csv")
-    return PatchSet(images, np.full(count, label), ("synthetic",) * count,
-                    tuple(patch_folder(synthetic_dir) / name for name in chosen), ("",) * count)
+    labels = [_synthetic_label(config, row, synthetic_dir) for row in written]
+    chosen = _round_robin(labels, count)
+    names = [written[i]["image"] for i in chosen]
+    images = _load_named(synthetic_dir, names, size, "manifest.csv")
+    return PatchSet(images, np.array([labels[i] for i in chosen]), ("synthetic",) * count,
+                    tuple(patch_folder(synthetic_dir) / name for name in names), ("",) * count)
 
 
 def _fingerprint(image: np.ndarray) -> str:
