@@ -111,3 +111,12 @@ def test_a_few_hundred_steps_move_samples_towards_the_real_patches(prepared_samp
         manifest = list(csv.DictReader(handle))
     assert [row["image"] for row in manifest] == [path.name for path in images]
     assert {row["seed"] for row in manifest} == {"7"} and all(row["checkpoint"].endswith("generator.keras") for row in manifest)
+
+
+def test_spectral_norm_wraps_every_weighted_layer_of_the_sr_discriminator():
+    from mammogan.registry import DISCRIMINATORS
+
+    model = DISCRIMINATORS.get("vgg")(d_filters=4, d_blocks=2, spectral_norm=True)
+    bare = [layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    wrapped = [layer for layer in model.layers if isinstance(layer, keras.layers.SpectralNormalization)]
+    assert not bare and len(wrapped) == 1 + 2 * 2 + 2  # input conv, two convs per block, fc and logits

@@ -10,6 +10,7 @@ import keras
 from ..registry import DISCRIMINATORS, GENERATORS
 from .discriminators import build_dcgan_discriminator
 from .gan_generators import dcgan_synthesis
+from .layers import dense
 
 
 def _class_count(classes: list[str] | None) -> int:
@@ -53,6 +54,5 @@ def build_conditional_discriminator(image_size: int = 64, d_filters: int = 64, s
         embedded = _embedding(count, phi.shape[-1], "projection_embedding", labels)
         inner = keras.layers.Dot(axes=1, name="projection", dtype="float32")([embedded, phi])
         logits = keras.layers.Add(name="projected_logits", dtype="float32")([logits, inner])
-    head = keras.layers.Dense(count, name="class_logits", dtype="float32")
-    class_logits = (keras.layers.SpectralNormalization(head) if spectral_norm else head)(phi)
+    class_logits = dense(count, spectral_norm, name="class_logits", dtype="float32")(phi)
     return keras.Model([image, labels], [logits, class_logits, *features], name="conditional_dcgan_discriminator")

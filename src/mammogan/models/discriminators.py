@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 
 from ..registry import DISCRIMINATORS
-from .layers import conv
+from .layers import conv, dense
 
 
 def _lrelu(name: str) -> keras.layers.Layer:
@@ -41,8 +41,8 @@ def build_vgg_discriminator(d_filters: int = 64, d_blocks: int = 4, spectral_nor
         features.append(x)
         filters = min(filters * 2, d_filters * 8)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-    x = _lrelu("fc_act")(keras.layers.Dense(d_filters * 4, name="fc")(x))
-    logits = keras.layers.Dense(1, name="logits", dtype="float32")(x)
+    x = _lrelu("fc_act")(dense(d_filters * 4, spectral_norm, name="fc")(x))
+    logits = dense(1, spectral_norm, name="logits", dtype="float32")(x)
     return keras.Model(inputs, [logits, *features], name="vgg_discriminator")
 
 
@@ -88,6 +88,5 @@ def build_dcgan_discriminator(image_size: int = 64, d_filters: int = 64, spectra
         size //= 2
         index += 1
     x = keras.layers.Flatten(name="flatten")(x)
-    dense = keras.layers.Dense(1, name="logits", dtype="float32")
-    logits = (keras.layers.SpectralNormalization(dense) if spectral_norm else dense)(x)
+    logits = dense(1, spectral_norm, name="logits", dtype="float32")(x)
     return keras.Model(inputs, [logits, *features], name="dcgan_discriminator")

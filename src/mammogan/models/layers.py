@@ -75,7 +75,15 @@ class Upsample(keras.layers.Layer):
 
 
 def conv(filters: int, kernel: int = 3, strides: int = 1, spectral_norm: bool = False, name: str | None = None, **kwargs) -> keras.layers.Layer:
-    layer = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", name=name, **kwargs)
+    return _maybe_spectral(keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", name=name, **kwargs), spectral_norm)
+
+
+def dense(units: int, spectral_norm: bool = False, name: str | None = None, **kwargs) -> keras.layers.Layer:
+    return _maybe_spectral(keras.layers.Dense(units, name=name, **kwargs), spectral_norm)
+
+
+def _maybe_spectral(layer: keras.layers.Layer, spectral_norm: bool) -> keras.layers.Layer:
+    """A discriminator layer, wrapped so its weight's largest singular value is 1 when asked (SNGAN)."""
     return keras.layers.SpectralNormalization(layer) if spectral_norm else layer
 
 
