@@ -160,3 +160,27 @@ def test_conditional_samples_are_labelled_by_class_and_drawn_in_turn(experiment)
     patches = synthetic_patches(config, folder, 8, 64, held_out=[])
     assert list(patches.labels) == [CLASSES.index("normal"), CLASSES.index("lesion")] * 4
     assert [path.name for path in patches.paths][:2] == [rows[0]["image"], rows[20]["image"]]
+
+
+def test_paired_comparison_over_seeds_has_a_t_test(experiment):
+    """Three seeds whose combined-arm accuracy beats real only by 0.1, 0.2, 0.3: t = 0.2 / (0.1 / √3), df 2."""
+    run = experiment / "seeds_run"
+    run.mkdir()
+    rows = read_csv(experiment / "run" / "utility_runs.csv")
+    seeded = []
+    for seed, gain in ((1, 0.1), (2, 0.2), (3, 0.3)):
+        for row in rows:
+            if row["arm"] in ("real_only", "combined"):
+                accuracy = 0.5 + (gain if row["arm"] == "combined" else 0.0)
+                seeded.append({**row, "seed": str(seed), "accuracy": str(accuracy)})
+    with (run / "utility_runs.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(seeded)
+    config = experiment / "seeds.config"
+    config.write_text((experiment / "utility.config").read_text().replace('"run"', '"seeds_run"'))
+    assert main(["evaluate", str(config)]) == 0
+    combined = next(row for row in read_csv(run / "utility.csv") if row["arm"] == "combined")
+    assert float(combined["accuracy_vs_real_only_mean"]) == pytest.approx(0.2)
+    assert float(combined["accuracy_vs_real_only_p"]) == pytest.approx(0.0742, abs=5e-4)  # 2·P(T₂ > 2√3)
+    assert combined["auc_vs_real_only_p"] == "nan"  # identical differences in every seed: no spread to test

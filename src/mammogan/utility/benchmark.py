@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 import matplotlib
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import rankdata, ttest_1samp
 
 from ..config.loader import Config, write_resolved_config
 from ..errors import DataError, UserError
@@ -194,6 +194,14 @@ class UtilityBenchmark:
         return 0
 
 
+def _paired_p_value(differences: list[float]) -> float:
+    """Two-sided paired t-test of the per-seed differences against 0 (NaN below 2 seeds or with no spread:
+    with 3 seeds only a large, consistent difference reaches p < 0.05)."""
+    if len(differences) < 2 or np.std(differences) == 0:
+        return float("nan")
+    return float(ttest_1samp(differences, 0.0).pvalue)
+
+
 def _summary(runs: list[dict[str, str]]) -> list[dict[str, object]]:
     """Per arm: training counts, mean ± std of each metric, and the paired per-seed difference to real_only."""
     baseline = {run["seed"]: run for run in runs if run["arm"] == "real_only"}
@@ -207,6 +215,7 @@ def _summary(runs: list[dict[str, str]]) -> list[dict[str, object]]:
             paired = [float(run[metric]) - float(baseline[run["seed"]][metric]) for run in own if run["seed"] in baseline]
             mean, std = _mean_std(paired) if arm != "real_only" and paired else (float("nan"), float("nan"))
             row[f"{metric}_vs_real_only_mean"], row[f"{metric}_vs_real_only_std"] = mean, std
+            row[f"{metric}_vs_real_only_p"] = _paired_p_value(paired) if arm != "real_only" else float("nan")
         rows.append(row)
     return rows
 
@@ -244,3 +253,4 @@ def _log_table(summary: list[dict[str, object]], output_dir: Path) -> None:
         if row["arm"] != "real_only":
             log.info("  %-16s %14s  %s", "", "Δ", "  ".join(
                 f"{row[f'{m}_vs_real_only_mean']:>+9.3f} ± {row[f'{m}_vs_real_only_std']:<7.3f}" for m in METRICS))
+            log.info("  %-16s %14s  %s", "", "paired t: p", "  ".join(f"{row[f'{m}_vs_real_only_p']:>19.3f}" for m in METRICS))
