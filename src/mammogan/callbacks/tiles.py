@@ -20,6 +20,7 @@ PANEL = 256  # displayed panel side in pixels
 HEADER = 34
 LABEL = 22
 INSET_COLOUR = (0, 215, 255)  # BGR amber
+BETTER, WORSE = (120, 255, 120), (110, 110, 255)  # BGR green / red: the SR crop's PSNR above / below bicubic's
 TEXT = (235, 235, 235)
 BACKGROUND = (32, 32, 32)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -98,8 +99,12 @@ def crop_with_context(split, region: Region, super_resolve: Callable[[np.ndarray
     return super_resolve(lr_full[y0:y1, x0:x1])[oy : oy + region.size, ox : ox + region.size]
 
 
-def sr_tile(path: Path, epoch: int, split, regions: list[Region], sr_crop: Callable[[Region], np.ndarray],
-            metrics: dict[str, float]) -> None:
+def sr_epoch_title(epoch: int, metrics: dict[str, float]) -> str:
+    return (f"epoch {epoch}   val PSNR {metrics['val/psnr']:.2f} dB   gain over bicubic {metrics['val/psnr_gain']:+.2f} dB   "
+            f"SSIM {metrics['val/ssim']:.4f}")
+
+
+def sr_tile(path: Path, title: str, split, regions: list[Region], sr_crop: Callable[[Region], np.ndarray]) -> None:
     """`sr_crop(region)` returns the model's HR-size output for a region."""
     from ..evaluate.comparison import bicubic_upscale
 
@@ -119,11 +124,10 @@ def sr_tile(path: Path, epoch: int, split, regions: list[Region], sr_crop: Calla
         for i, panel in enumerate(panels):
             row[LABEL : LABEL + PANEL, 4 + i * (PANEL + 4) : 4 + i * (PANEL + 4) + PANEL] = panel
         _text(row, f"{split.names[region.image]}", 8, 16, 0.45)
-        _text(row, f"{_psnr(hr, bicubic):.2f} dB", 4 + (PANEL + 4) + 8, 16, 0.45)
-        _text(row, f"{_psnr(hr, sr):.2f} dB", 4 + 2 * (PANEL + 4) + 8, 16, 0.45, (120, 255, 120))
+        bicubic_psnr, sr_psnr = _psnr(hr, bicubic), _psnr(hr, sr)
+        _text(row, f"{bicubic_psnr:.2f} dB", 4 + (PANEL + 4) + 8, 16, 0.45)
+        _text(row, f"{sr_psnr:.2f} dB", 4 + 2 * (PANEL + 4) + 8, 16, 0.45, BETTER if sr_psnr > bicubic_psnr else WORSE)
         rows.append(row)
-    title = f"epoch {epoch}   val PSNR {metrics.get('val/psnr', float('nan')):.2f} dB   " \
-            f"gain over bicubic {metrics.get('val/psnr_gain', float('nan')):+.2f} dB   SSIM {metrics.get('val/ssim', float('nan')):.4f}"
     header = np.full((HEADER + LABEL, width, 3), BACKGROUND, np.uint8)
     _text(header, title, 8, 22, 0.6)
     for i, name in enumerate(columns):

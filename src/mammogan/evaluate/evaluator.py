@@ -134,8 +134,10 @@ class Evaluator:
     def _write_comparisons(self, split: SRSplit, outputs: list[np.ndarray]) -> None:
         for region in tile_regions(split, self.config.eval.comparison_crops):
             full = outputs[region.image]
-            sr_tile(self.output_dir / "comparisons" / f"{split.names[region.image]}.png", 0, split, [region],
-                    lambda r, full=full: full[r.y : r.y + r.size, r.x : r.x + r.size], {})
+            name = split.names[region.image]
+            title = f"{name}   held-out test image, x{self.scale}   PSNR of each panel against HR"
+            sr_tile(self.output_dir / "comparisons" / f"{name}.png", title, split, [region],
+                    lambda r, full=full: full[r.y : r.y + r.size, r.x : r.x + r.size])
 
 
 def _csv(rows: list[dict[str, object]], columns: list[str]) -> str:

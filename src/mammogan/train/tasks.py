@@ -25,7 +25,7 @@ from ..utils.logs import get_logger
 from .ema import EMA
 from .optimizers import build_optimizer, reducible_rate
 from .stabilisers import AdaptiveAugment, diff_augment
-from ..callbacks.tiles import crop_with_context, gan_tile, sr_tile, tile_regions
+from ..callbacks.tiles import crop_with_context, gan_tile, sr_epoch_title, sr_tile, tile_regions
 
 log = get_logger("train")
 
@@ -272,8 +272,8 @@ class SRGANTask(Task):
         return {"val/psnr": float(np.mean(psnr)), "val/ssim": float(np.mean(ssim)), "val/psnr_gain": float(np.mean(gain))}
 
     def write_tile(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
-        sr_tile(path, epoch, self.valid_split, self.regions,
-                lambda region: crop_with_context(self.valid_split, region, self.super_resolve), metrics)
+        sr_tile(path, sr_epoch_title(epoch, metrics), self.valid_split, self.regions,
+                lambda region: crop_with_context(self.valid_split, region, self.super_resolve))
 
 
 def synthetic_patches(config: Config, size: int, real_count: int) -> np.ndarray | None:
