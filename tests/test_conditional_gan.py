@@ -134,3 +134,21 @@ def test_label_missing_from_classes_is_a_data_error_naming_metadata(prepared_sam
     assert main(["train", str(config)]) != 0
     message = caplog.text
     assert "metadata.csv" in message and "'mass'" in message
+
+
+def test_evaluate_reports_kid_within_each_class(prepared_sample, tmp_path):
+    """A balanced conditional sample is judged per class; the noise baseline has no classes."""
+    config = write_config(tmp_path, prepared_sample, ["normal", "mass"])
+    text = config.read_text().replace("gan_steps = 40", "gan_steps = 10").replace("steps_per_epoch = 20", "steps_per_epoch = 10")
+    config.write_text(text)
+    assert main(["train", str(config)]) == 0
+    assert main(["evaluate", str(config)]) == 0
+    with (tmp_path / "run" / "evaluation" / "evaluation.csv").open(newline="") as handle:
+        rows = {row["arm"]: row for row in csv.DictReader(handle)}
+    for arm in ("generator", "step0_generator", "real_train"):
+        per_class = [float(rows[arm]["kid_normal"]), float(rows[arm]["kid_mass"])]
+        assert all(np.isfinite(per_class))
+        assert float(rows[arm]["kid_class_mean"]) == pytest.approx(np.mean(per_class), rel=1e-4)
+    assert rows["gaussian_noise"]["kid_normal"] == "" and rows["gaussian_noise"]["kid_class_mean"] == ""
+    # Real training patches are much closer to the real patches of their own class than untrained samples are.
+    assert float(rows["real_train"]["kid_class_mean"]) < float(rows["step0_generator"]["kid_class_mean"])

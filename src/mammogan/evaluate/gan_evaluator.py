@@ -23,7 +23,7 @@ from ..callbacks.tiles import gan_tile
 from ..config.loader import Config, write_resolved_config
 from ..data.patch_dataset import load_masks, load_patches
 from ..infer.inferencer import sample_name
-from ..infer.model_io import generator_path, load_model, sample_images
+from ..infer.model_io import balanced_labels, generator_path, load_model, sample_images
 from ..metrics.distribution import (
     FRD_INSTALL,
     classifier_score,
@@ -36,6 +36,7 @@ from ..metrics.distribution import (
 )
 from ..metrics.features import FeatureExtractor
 from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim_min_size, ms_ssim_scales_that_fit
+from ..train.conditional import split_labels
 from ..utils.io import atomic_write_csv
 from ..utils.logs import add_log_file, get_logger
 from .comparison import moment_distance
@@ -73,6 +74,35 @@ class GANEvaluator:
             arms["real_train"] = load_patches(train_dir, cfg.model.image_size)[:count]
         return arms
 
+    def _class_labels(self, arms: dict[str, np.ndarray], real_dir: Path) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """Conditional GANs: class ids of the real patches and of each arm's images (the generators were sampled
+        balanced over the classes, see `sample_images`); (None, {}) for other tasks."""
+        cfg = self.config
+        if cfg.model.task != "conditional":
+            return None, {}
+        classes, column, where = cfg.model.classes, cfg.dataset.class_column, "[model] classes"
+        labels = {arm: balanced_labels(len(images), len(classes)) for arm, images in arms.items() if arm.endswith("generator")}
+        if "real_train" in arms:
+            labels["real_train"] = split_labels(cfg.dataset.train_dir, classes, column, where)[: len(arms["real_train"])]
+        return split_labels(real_dir, classes, column, where), labels
+
+    def _per_class_kid(self, real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray,
+                       fake_labels: np.ndarray | None) -> dict[str, object]:
+        """KID within each class and their mean: a class-balanced sample is judged against each class of the real
+        set, not against the real set's class mix. Empty for arms without classes or classes with < 2 images."""
+        cfg, values = self.config, {}
+        for index, name in enumerate(cfg.model.classes):
+            real_c = real[real_labels == index]
+            fake_c = None if fake_labels is None else fake[fake_labels == index]
+            if fake_c is None or min(len(real_c), len(fake_c)) < 2:
+                values[f"kid_{name}"] = ""
+                continue
+            values[f"kid_{name}"] = kid(real_c, fake_c, subsets=cfg.eval.kid_subsets, subset_size=cfg.eval.kid_subset_size,
+                                        seed=cfg.train.seed).mean
+        defined = [v for v in values.values() if v != ""]
+        values["kid_class_mean"] = float(np.mean(defined)) if len(defined) == len(values) else ""
+        return values
+
     def run(self) -> list[dict[str, object]]:
         cfg = self.config
         if cfg.eval.frd and frd_package() is None:
@@ -93,6 +123,7 @@ class GANEvaluator:
         real_features = extractor.features(real[..., None])
         rows = []
         arms = self._arms(real)
+        real_labels, arm_labels = self._class_labels(arms, real_dir)
         for arm, images in arms.items():
             embedding = extractor.embed(images[..., None])
             kernel = kid(real_features, embedding.features, subsets=cfg.eval.kid_subsets,
@@ -113,6 +144,8 @@ class GANEvaluator:
                 if scales else "",
                 "diversity_ms_ssim_scales": scales,
             }
+            if real_labels is not None:
+                row.update(self._per_class_kid(real_features, real_labels, embedding.features, arm_labels.get(arm)))
             if cfg.eval.frd:
                 row["frd"] = frechet_radiomics_distance(real, images)
             rows.append(row)
