@@ -19,7 +19,7 @@ def load_patches(folder: Path, size: int) -> np.ndarray:
     paths = list_images(source)
     if not paths:
         raise DataError(f"{source}: no patch images found.")
-    return _read_resized(paths, size)
+    return read_resized(paths, size)
 
 
 def load_synthetic_patches(folders: list[Path], size: int, where: str) -> np.ndarray:
@@ -42,7 +42,7 @@ def load_synthetic_patches(folders: list[Path], size: int, where: str) -> np.nda
             problem = f"{len(missing)} image(s) listed in manifest.csv are missing from images/, e.g. {missing[0]}" if missing else "its manifest.csv lists no images"
             raise DataError(f"{where}: {folder}: {problem}.")
         paths.extend(listed)
-    return _read_resized(paths, size)
+    return read_resized(paths, size)
 
 
 def load_masks(folder: Path, size: int, paired: bool = False) -> tuple[np.ndarray, list[str]]:
@@ -62,10 +62,10 @@ def load_masks(folder: Path, size: int, paired: bool = False) -> tuple[np.ndarra
     if missing or not paths:
         problem = f"no mask for {len(missing)} of {len(paths)} patches, e.g. {missing[0]}" if missing else "no mask images found"
         raise DataError(f"{source}: {problem} (masks are paired with patches by file name).")
-    return (_read_resized(paths, size, binary=True) >= 0.5).astype(np.float32), [path.name for path in paths]
+    return (read_resized(paths, size, binary=True) >= 0.5).astype(np.float32), [path.name for path in paths]
 
 
-def _read_resized(paths: list[Path], size: int, binary: bool = False) -> np.ndarray:
+def read_resized(paths: list[Path], size: int, binary: bool = False) -> np.ndarray:
     """Images in [0, 1] at size × size; `binary`: any non-zero pixel counts as 1 (masks stored as 0/1 or 0/255)."""
     patches = []
     for path in paths:

@@ -107,9 +107,11 @@ def _write_shards(records: Iterable[bytes], folder: Path, shard_bytes: int) -> l
 
 
 def write_shards(folder: Path, out_dir: Path, scale: int, lr_subdir: str, min_hr_size: int = 0,
-                 shard_bytes: int = SHARD_BYTES) -> dict[str, Any]:
-    """Write the split's pairs (read and validated exactly as `load_split` does) as shards plus `index.json`."""
-    source = source_description(folder, scale, lr_subdir)
+                 shard_bytes: int = SHARD_BYTES, source: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the split's pairs (read and validated exactly as `load_split` does) as shards plus `index.json`.
+
+    `source`: the split's `source_description` when the caller already made it (it stats every file)."""
+    source = source or source_description(folder, scale, lr_subdir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / INDEX).unlink(missing_ok=True)  # no index = no valid set, until the new one is complete
     index: dict[str, Any] = {"source": source, "dtype": None, "images": [], "shards": []}
@@ -149,7 +151,7 @@ def ensure_shards(folder: Path, out_dir: Path, scale: int, lr_subdir: str, min_h
         reason = "none yet" if index is None else "shard files missing" if same_source else "the sources changed"
         log.info("TFRecord shards: writing %d images of %s to %s (%s; done once, reused while the sources are unchanged)...",
                  current["images"], folder, out_dir, reason)
-        index = write_shards(folder, out_dir, scale, lr_subdir, min_hr_size, shard_bytes)
+        index = write_shards(folder, out_dir, scale, lr_subdir, min_hr_size, shard_bytes, source=current)
         log.info("TFRecord shards: %d shard(s), %.1f MB.", len(index["shards"]), sum(s["bytes"] for s in index["shards"]) / 1e6)
     for image in index["images"]:
         check_crop_fits(folder / "images" / image["file"], image["shape"][0], image["shape"][1], min_hr_size)

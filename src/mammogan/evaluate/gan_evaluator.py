@@ -55,13 +55,13 @@ class GANEvaluator:
         self.config = config
         self.output_dir: Path = config.eval.output_dir
 
-    def _arms(self, real: np.ndarray) -> dict[str, np.ndarray]:
+    def _arms(self, real: np.ndarray, real_dir: Path) -> dict[str, np.ndarray]:
         cfg = self.config
         models = cfg.train.output_dir / "models"
         count, latent_dim, seed = cfg.eval.num_samples, cfg.model.latent_dim, cfg.infer.seed
         masks = None
         if cfg.model.task == "mask_to_image":  # the evaluated split's own masks, cycled: both sides show the same lesions
-            split_masks = load_masks(cfg.dataset.test_dir or cfg.dataset.valid_dir, cfg.model.image_size, paired=True)[0]
+            split_masks = load_masks(real_dir, cfg.model.image_size, paired=True)[0]
             masks = split_masks[np.arange(count) % len(split_masks)]
         arms = {"generator": sample_images(load_model(generator_path(cfg)), count, latent_dim, seed, masks=masks)}
         initial = models / "initial" / "generator.keras"
@@ -122,7 +122,7 @@ class GANEvaluator:
                      cfg.model.image_size, ms_ssim_min_size(1))
         real_features = extractor.features(real[..., None])
         rows = []
-        arms = self._arms(real)
+        arms = self._arms(real, real_dir)
         real_labels, arm_labels = self._class_labels(arms, real_dir)
         for arm, images in arms.items():
             embedding = extractor.embed(images[..., None])

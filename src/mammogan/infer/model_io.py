@@ -62,10 +62,11 @@ def sample_images(model: keras.Model, count: int, latent_dim: int, seed: int, ba
     """
     latents = latent_batch(count, latent_dim, seed)
     inputs = None  # the two inputs of a conditioned generator
+    classes = class_count(model)
     if masks is not None:
         inputs = (np.asarray(masks, np.float32)[..., None], latents)
-    elif class_count(model):
-        labels = balanced_labels(count, class_count(model)) if labels is None else np.asarray(labels, np.int32)
+    elif classes:
+        labels = balanced_labels(count, classes) if labels is None else np.asarray(labels, np.int32)
         inputs = (latents, labels[:, None])
     if inputs is not None:
         run = tf.function(lambda a, b: tf.cast(model([a, b], training=False), tf.float32), reduce_retracing=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config.loader import Config, load_config
 from ..data.images import read_image
-from ..data.patch_dataset import load_patches
+from ..data.patch_dataset import load_patches, read_resized
 from ..errors import DataError
 from ..evaluate.memorisation import ORIENTATIONS, orient, patch_folder, patch_names
 
@@ -75,8 +75,7 @@ def _load_named(folder: Path, wanted: list[str], size: int, listed_in: str) -> n
         raise DataError(f"{patch_folder(folder)}: {len(missing)} patches listed in {listed_in} are missing, e.g. {missing[0]}.")
     if not wanted:
         return np.zeros((0, size, size), np.float32)
-    index = {name: i for i, name in enumerate(names)}
-    return load_patches(folder, size)[[index[name] for name in wanted]]
+    return read_resized([patch_folder(folder) / name for name in wanted], size)
 
 
 def augmented_patches(augmented_dir: Path, real_train: PatchSet, size: int) -> PatchSet:
