@@ -97,10 +97,17 @@ seed = 3
     return path
 
 
-def test_train_then_infer_writes_per_class_samples(prepared_sample, tmp_path):
-    config = write_config(tmp_path, prepared_sample, ["normal", "mass"])
+@pytest.fixture(scope="module")
+def conditional_run(prepared_sample, tmp_path_factory) -> Path:
+    """The tiny normal/mass conditional GAN trained once (40 steps); returns its config."""
+    config = write_config(tmp_path_factory.mktemp("acgan"), prepared_sample, ["normal", "mass"])
     assert main(["train", str(config)]) == 0
-    run = tmp_path / "run"
+    return config
+
+
+def test_train_then_infer_writes_per_class_samples(conditional_run):
+    config = conditional_run
+    run = config.parent / "run"
     with (run / "train_metrics.csv").open(newline="") as handle:
         last = list(csv.DictReader(handle))[-1]
     assert int(last["step"]) == 40
@@ -136,14 +143,10 @@ def test_label_missing_from_classes_is_a_data_error_naming_metadata(prepared_sam
     assert "metadata.csv" in message and "'mass'" in message
 
 
-def test_evaluate_reports_kid_within_each_class(prepared_sample, tmp_path):
+def test_evaluate_reports_kid_within_each_class(conditional_run):
     """A balanced conditional sample is judged per class; the noise baseline has no classes."""
-    config = write_config(tmp_path, prepared_sample, ["normal", "mass"])
-    text = config.read_text().replace("gan_steps = 40", "gan_steps = 10").replace("steps_per_epoch = 20", "steps_per_epoch = 10")
-    config.write_text(text)
-    assert main(["train", str(config)]) == 0
-    assert main(["evaluate", str(config)]) == 0
-    with (tmp_path / "run" / "evaluation" / "evaluation.csv").open(newline="") as handle:
+    assert main(["evaluate", str(conditional_run)]) == 0
+    with (conditional_run.parent / "run" / "evaluation" / "evaluation.csv").open(newline="") as handle:
         rows = {row["arm"]: row for row in csv.DictReader(handle)}
     for arm in ("generator", "step0_generator", "real_train"):
         per_class = [float(rows[arm]["kid_normal"]), float(rows[arm]["kid_mass"])]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import keras
 import pytest
+from PIL import Image
 
 from mammogan.config.loader import render_config, validate
 from mammogan.train.trainer import Trainer
@@ -100,7 +101,8 @@ def test_a_few_hundred_steps_move_samples_towards_the_real_patches(prepared_samp
     assert float(end["val/moment_distance"]) < float(start["val/moment_distance"])
     tiles = sorted((tmp_path / "out" / "epoch_tiles").glob("epoch_*.png"))
     assert [tile.name for tile in tiles] == [f"epoch_{epoch:04d}.png" for epoch in range(len(rows))] and len(rows) == 3
-    assert (tmp_path / "out" / "epoch_tiles.gif").is_file()
+    with Image.open(tmp_path / "out" / "epoch_tiles.gif") as gif:
+        assert gif.n_frames == len(tiles)  # one frame per epoch tile
 
     config = tmp_path / "train_eval_infer.config"  # the same config, as a file the CLI reads
     config.write_text(render_config(validate(raw, config)))
