@@ -36,8 +36,8 @@ from mammogan.augment.transforms import radial_map
 from mammogan.config.loader import load_config
 from mammogan.config.types import toml_literal
 from mammogan.data.images import read_image, write_png
-from mammogan.utils.io import atomic_write_text
-from mammogan.utils.logs import close_log_files
+from mammogan.core.io import atomic_write_text
+from mammogan.core.logs import close_log_files
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

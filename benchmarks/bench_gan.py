@@ -39,14 +39,14 @@ import tensorflow as tf  # noqa: E402
 from mammogan.config.loader import validate  # noqa: E402
 from mammogan.data.images import write_png  # noqa: E402
 from mammogan.errors import UserError  # noqa: E402
-from mammogan.registry import TASKS  # noqa: E402
-from mammogan.train.tasks import PatchGANTask  # noqa: E402
+from mammogan.registry import FAMILIES  # noqa: E402
+from mammogan.families.patch_gan import PatchGANTask  # noqa: E402
 from mammogan.train.trainer import Trainer  # noqa: E402
-from mammogan.utils.io import atomic_write_text  # noqa: E402
+from mammogan.core.io import atomic_write_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-EXPECTED_TASKS = ("dcgan", "conditional", "mask_to_image")  # issue #6's families; a missing one is noted
+EXPECTED_FAMILIES = ("dcgan", "conditional", "mask_to_image")  # issue #6's families; a missing one is noted
 SWITCHES = {"off": (False,), "on": (True,), "both": (False, True)}
 PATCHES_PER_SPLIT = 8
 
@@ -156,16 +156,16 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, str]] = []
     configs = family_configs()
-    registered = set(TASKS.names())
+    registered = set(FAMILIES.names())
     skipped += [{"family": task, "reason": f"task {task!r} is not registered in this checkout"}
-                for task in EXPECTED_TASKS if task not in registered]
+                for task in EXPECTED_FAMILIES if task not in registered]
     skipped += [{"family": task, "reason": f"task {task!r} is registered but no projects/*/*/train_eval_infer.config uses it"}
-                for task in EXPECTED_TASKS if task in registered and task not in {t for _, _, t in configs}]
+                for task in EXPECTED_FAMILIES if task in registered and task not in {t for _, _, t in configs}]
     chosen: list[tuple[str, Path, str]] = []
     for family, path, task in configs:
         if task not in registered or (args.families and family not in args.families) or family in {c[0] for c in chosen}:
             continue  # a family's first config is the demo one (XXX-MIAS-full differs in data and steps, not models)
-        task_class = TASKS.get(task)
+        task_class = FAMILIES.get(task)
         if not (isinstance(task_class, type) and issubclass(task_class, PatchGANTask)):
             continue  # not a synthetic-image GAN (SR has benchmarks/bench_sr.py)
         if not split_steps(task_class):

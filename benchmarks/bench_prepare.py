@@ -34,8 +34,8 @@ from mammogan.config.types import toml_literal
 from mammogan.data.dicom import read_dicom
 from mammogan.errors import DataError
 from mammogan.prepare.pipeline import run_prepare
-from mammogan.utils.io import atomic_write_text
-from mammogan.utils.logs import close_log_files
+from mammogan.core.io import atomic_write_text
+from mammogan.core.logs import close_log_files
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

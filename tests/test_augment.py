@@ -24,7 +24,7 @@ from mammogan.data.degradation import DegradationSpec, degrade
 from mammogan.data.images import read_image, read_mask, write_png
 from mammogan.errors import ConfigError
 from mammogan.registry import AUGMENTATIONS
-from mammogan.utils.logs import close_log_files
+from mammogan.core.logs import close_log_files
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mammogan.train.conditional import ConditionalGANTask
-from mammogan.train.tasks import PatchGANTask
+from mammogan.families.conditional import ConditionalGANTask
+from mammogan.families.patch_gan import PatchGANTask
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "bench_gan.py"

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 from mammogan.config import load_config
-from mammogan.registry import GENERATORS, TASKS
+from mammogan.registry import GENERATORS, FAMILIES
 from mammogan.train.collapse import TrainingCollapsed, constant_fraction, mean_pairwise_distance
-from mammogan.train.tasks import PatchGANTask
+from mammogan.families.patch_gan import PatchGANTask
 from mammogan.train.trainer import Trainer
 
 
@@ -46,7 +46,7 @@ class ZeroingTask(PatchGANTask):
         super().reduce_learning_rate(factor)
 
 
-TASKS.register("test_zeroing_dcgan")(ZeroingTask)
+FAMILIES.register("test_zeroing_dcgan")(ZeroingTask)
 
 
 def write_config(folder: Path, data: Path, train: str) -> Path:

@@ -10,9 +10,10 @@ import pytest
 
 from mammogan.cli import main
 from mammogan.data.images import read_image
-from mammogan.infer.model_io import load_model, sample_images
+from mammogan.models.io import load_model
+from mammogan.models.sampling import sample_images
 from mammogan.losses.adversarial import auxiliary_class_loss
-from mammogan.train.conditional import ClassBalancedSampler
+from mammogan.families.conditional import ClassBalancedSampler
 
 DRAWS = 3000
 EXPECTED_COUNTS = [1004, 978, 1018]  # seed 5, weights 1:1:1

@@ -18,7 +18,7 @@ from mammogan.cli import main
 from mammogan.config.loader import load_config
 from mammogan.data.patch_dataset import load_patches
 from mammogan.errors import ConfigError
-from mammogan.evaluate.gan_evaluator import GANEvaluator
+from mammogan.evaluate.synthetic import GANEvaluator
 from mammogan.metrics.features import DOMAIN_MODEL_FILE
 from mammogan.registry import FEATURE_EXTRACTORS
 

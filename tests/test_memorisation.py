@@ -14,7 +14,7 @@ import tensorflow as tf
 from mammogan.cli import main
 from mammogan.data.images import read_image
 from mammogan.data.patch_dataset import load_patches
-from mammogan.evaluate.memorisation import check_memorisation, patch_names, ssim_matrix
+from mammogan.metrics.memorisation import check_memorisation, patch_names, ssim_matrix
 from mammogan.metrics.full_reference import ssim
 from mammogan.registry import FEATURE_EXTRACTORS
 

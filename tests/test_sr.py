@@ -12,8 +12,8 @@ from PIL import Image
 
 from mammogan.cli import main
 from mammogan.data.images import read_image
-from mammogan.evaluate.comparison import bicubic_upscale, psnr_np
-from mammogan.infer.model_io import make_runner
+from mammogan.metrics.numpy_metrics import bicubic_upscale, psnr_np
+from mammogan.models.sampling import make_runner
 from mammogan.infer.tiling import tiled_super_resolve
 from mammogan.registry import GENERATORS
 

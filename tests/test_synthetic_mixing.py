@@ -13,7 +13,7 @@ import tensorflow as tf
 from mammogan.config import load_config
 from mammogan.data.images import write_png
 from mammogan.errors import ConfigError, DataError
-from mammogan.registry import TASKS
+from mammogan.registry import FAMILIES
 
 BATCH = 8
 BATCHES = 50
@@ -54,7 +54,7 @@ def config_with(tmp_path: Path, data: Path, dataset: str, seed: int = 1234) -> P
 
 def synthetic_counts(path: Path, start_step: int = 0) -> list[int]:
     """White (synthetic) images per training batch drawn by the dcgan task."""
-    task = TASKS.get("dcgan")(load_config(path), tf.distribute.get_strategy())
+    task = FAMILIES.get("dcgan")(load_config(path), tf.distribute.get_strategy())
     assert not np.any(task.train_images.reshape(len(task.train_images), -1).min(axis=1) == 1.0)
     counts = []
     for batch in task.train_dataset(start_step).take(BATCHES):
@@ -91,14 +91,14 @@ def test_bad_synthetic_folder_is_a_data_error_naming_the_key(prepared_sample, tm
     make(tmp_path / "synthetic")
     path = config_with(tmp_path, prepared_sample, 'synthetic_dirs = ["synthetic"]\nsynthetic_ratio = 1.0\n')
     with pytest.raises(DataError, match=message) as error:
-        TASKS.get("dcgan")(load_config(path), tf.distribute.get_strategy())
+        FAMILIES.get("dcgan")(load_config(path), tf.distribute.get_strategy())
     assert "[dataset] synthetic_dirs" in str(error.value) and str(tmp_path / "synthetic") in str(error.value)
 
 
 def test_ratio_without_folders_is_a_config_error(prepared_sample, tmp_path):
     path = config_with(tmp_path, prepared_sample, "synthetic_ratio = 1.0\n")
     with pytest.raises(ConfigError, match="synthetic_dirs"):
-        TASKS.get("dcgan")(load_config(path), tf.distribute.get_strategy())
+        FAMILIES.get("dcgan")(load_config(path), tf.distribute.get_strategy())
 
 
 def test_srgan_rejects_synthetic_dirs(prepared_sample, tmp_path):
@@ -113,4 +113,4 @@ def test_srgan_rejects_synthetic_dirs(prepared_sample, tmp_path):
         synthetic_ratio = 1.0
         """))
     with pytest.raises(ConfigError, match=r"\[dataset\] synthetic_dirs.*srgan"):
-        TASKS.get("srgan")(load_config(path), tf.distribute.get_strategy())
+        FAMILIES.get("srgan")(load_config(path), tf.distribute.get_strategy())

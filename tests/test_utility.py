@@ -146,7 +146,7 @@ def test_conditional_samples_are_labelled_by_class_and_drawn_in_turn(experiment)
     """A conditional GAN's manifest names each sample's class: "normal" → normal, lesion classes → lesion, and
     the draw alternates classes instead of taking the manifest's first (single-class) block."""
     from mammogan.config import load_config
-    from mammogan.utility.data import CLASSES, synthetic_patches
+    from mammogan.data.labelled_patches import CLASSES, synthetic_patches
 
     folder = experiment / "conditional"
     shutil.copytree(experiment / "gan" / "output" / "synthetic", folder)

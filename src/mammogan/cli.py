@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import UserError
-from .utils.logs import close_log_files, get_logger, setup_console
+from .core.logs import close_log_files, get_logger, setup_console
 
 EXIT_USER_ERROR = 2
 EXIT_BUG = 1
@@ -33,11 +33,12 @@ def _augment(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .registry import BENCHMARKS
+    from .registry import FAMILIES
 
     config = _load(args.config)
-    if config.model.task in BENCHMARKS:  # a whole experiment (e.g. "utility"), not a Trainer task
-        return BENCHMARKS.get(config.model.task)(config).run()
+    family = FAMILIES.get(config.model.task)
+    if hasattr(family, "summarise"):
+        return family(config).run()
     from .train.trainer import Trainer
 
     Trainer(config).fit(resume=not args.restart)
@@ -45,17 +46,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .registry import BENCHMARKS
+    from .registry import FAMILIES
 
     config = _load(args.config)
-    if config.model.task in BENCHMARKS:
-        return BENCHMARKS.get(config.model.task)(config).summarise()
+    family = FAMILIES.get(config.model.task)
+    if hasattr(family, "summarise"):
+        return family(config).summarise()
     if config.model.task == "srgan":
-        from .evaluate.evaluator import Evaluator
+        from .evaluate.sr import Evaluator
 
         Evaluator(config).run()
     else:
-        from .evaluate.gan_evaluator import GANEvaluator
+        from .evaluate.synthetic import GANEvaluator
 
         GANEvaluator(config).run()
     return 0

@@ -1,7 +1,7 @@
 """Name → callable registries, so a config string picks a class without `eval`.
 
 Each kind of pluggable thing (generator, discriminator, loss, metric, optimizer, dataset,
-augmentation, task, feature extractor, classifier, benchmark) has one `Registry`. Modules register
+augmentation, model family, feature extractor, classifier) has one `Registry`. Modules register
 with a decorator::
 
     @GENERATORS.register("srresnet")
@@ -28,14 +28,14 @@ _PROVIDERS: dict[str, tuple[str, ...]] = {
     "metric": ("mammogan.metrics",),
     "optimizer": ("mammogan.train.optimizers",),
     "schedule": ("mammogan.train.optimizers",),
-    "task": ("mammogan.train.tasks", "mammogan.train.conditional", "mammogan.train.mask_to_image"),
+    "family": ("mammogan.families.srgan", "mammogan.families.patch_gan", "mammogan.families.conditional",
+               "mammogan.families.mask_to_image", "mammogan.families.utility", "mammogan.families.domain_extractor"),
     "augmentation": ("mammogan.augment.transforms",),
     "diffaugment": ("mammogan.train.stabilisers",),
     "degradation": ("mammogan.data.degradation",),
     "prepare_kind": ("mammogan.prepare.sources",),
     "feature_extractor": ("mammogan.metrics.features",),
-    "classifier": ("mammogan.utility.classifier",),
-    "benchmark": ("mammogan.utility",),
+    "classifier": ("mammogan.models.classifier",),
 }
 
 
@@ -95,16 +95,13 @@ ADVERSARIAL_LOSSES = Registry("adversarial_loss")
 METRICS = Registry("metric")
 OPTIMIZERS = Registry("optimizer")
 SCHEDULES = Registry("schedule")
-TASKS = Registry("task")
+FAMILIES = Registry("family")  # [model] task: what a config trains, evaluates and infers
 AUGMENTATIONS = Registry("augmentation")
 DIFFAUGMENTS = Registry("diffaugment")  # differentiable policies applied before the discriminator
 DEGRADATIONS = Registry("degradation")
 PREPARE_KINDS = Registry("prepare_kind")
 FEATURE_EXTRACTORS = Registry("feature_extractor")
 CLASSIFIERS = Registry("classifier")
-# Experiments that `mammogan train` runs instead of the Trainer when [model] task names them
-# (TASKS holds only Trainer tasks).
-BENCHMARKS = Registry("benchmark")
 
 REGISTRIES: dict[str, Registry] = {
     r.kind: r
@@ -116,13 +113,12 @@ REGISTRIES: dict[str, Registry] = {
         METRICS,
         OPTIMIZERS,
         SCHEDULES,
-        TASKS,
+        FAMILIES,
         AUGMENTATIONS,
         DIFFAUGMENTS,
         DEGRADATIONS,
         PREPARE_KINDS,
         FEATURE_EXTRACTORS,
         CLASSIFIERS,
-        BENCHMARKS,
     )
 }

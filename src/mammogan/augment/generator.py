@@ -31,9 +31,9 @@ from ..data.images import list_images, read_image, read_mask, write_png
 from ..errors import DataError
 from ..prepare.splits import SPLITS
 from ..registry import AUGMENTATIONS, DEGRADATIONS
-from ..utils.io import atomic_path, atomic_write_text
-from ..utils.logs import add_log_file, get_logger
-from ..utils.progress import progress
+from ..core.io import atomic_path, atomic_write_text
+from ..core.logs import add_log_file, get_logger
+from ..core.progress import progress
 from .transforms import Border, Pair, apply_steps
 
 log = get_logger("augment")

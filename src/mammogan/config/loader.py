@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from ..errors import ConfigError
 from ..registry import REGISTRIES, unknown_name_message
-from ..utils.io import atomic_write_text
+from ..core.io import atomic_write_text
 from .schema import SECTIONS, Section
 from .types import ListOf, Name, ValueProblem
 

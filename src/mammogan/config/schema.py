@@ -95,7 +95,7 @@ MODEL = Section(
     "model",
     "Networks, picked from the registries by name.",
     (
-        Key("task", Name("task", also=("benchmark",)), "srgan", "What is trained: a registered Trainer task ('srgan', 'dcgan', ...), or a benchmark ('utility', 'domain_extractor') that `train` runs instead."),
+        Key("task", Name("family"), "srgan", "The model family: a registered family ('srgan', 'dcgan', 'conditional', 'mask_to_image', ...) or study ('utility', 'domain_extractor') that owns training, evaluation and inference."),
         Key("generator", Name("generator"), "srresnet", "Generator architecture (registered name)."),
         Key("discriminator", Name("discriminator"), "vgg", "Discriminator architecture (registered name)."),
         Key("scale", Int(choices=(2, 4, 8)), 2, "SR upscaling factor (2 or 4; powers of two use depth-to-space steps)."),

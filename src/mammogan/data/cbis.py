@@ -22,7 +22,7 @@ import pydicom
 from .dicom import DICOM_ERRORS
 
 from ..errors import DataError
-from ..utils.logs import get_logger
+from ..core.logs import get_logger
 from .images import DICOM_SUFFIXES, RASTER_SUFFIXES, read_image
 from .lesions import Lesion, SourceImage
 from .metadata import Abnormality, ImageMetadata, column_key, int_value, laterality_value, text_value

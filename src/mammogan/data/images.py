@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
-from ..utils.io import atomic_write_bytes
+from ..core.io import atomic_write_bytes
 
 RASTER_SUFFIXES = (".png", ".pgm", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 DICOM_SUFFIXES = (".dcm", ".dicom")

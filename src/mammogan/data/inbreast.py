@@ -23,7 +23,7 @@ from typing import Any, Callable
 from xml.parsers.expat import ExpatError
 
 from ..errors import DataError
-from ..utils.logs import get_logger
+from ..core.logs import get_logger
 from .lesions import Lesion
 from .metadata import ImageMetadata, birads_value, column_key, int_value, is_missing, laterality_value, text_value
 

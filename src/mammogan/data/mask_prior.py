@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from ..config.loader import Config
-from ..utils.logs import get_logger
+from ..core.logs import get_logger
 from .patch_dataset import load_masks
 
 log = get_logger("data")

@@ -12,6 +12,25 @@ import tensorflow as tf
 from ..errors import DataError
 from .images import list_images, read_image
 
+# The 8 ways a patch can be seen with flips and 90° rotations (training shows each patch all of them).
+ORIENTATIONS = ("identity", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270")
+
+
+def orient(images: np.ndarray, orientation: int) -> np.ndarray:
+    """(N, H, W) images in one of the 8 `ORIENTATIONS` (a left-right flip, then k × 90° rotations)."""
+    flipped = images[:, :, ::-1] if orientation >= 4 else images
+    return np.ascontiguousarray(np.rot90(flipped, orientation % 4, axes=(1, 2)))
+
+
+def patch_folder(folder: Path) -> Path:
+    """Where `load_patches(folder, ...)` reads: `folder/images` when it exists, else `folder`."""
+    return folder / "images" if (folder / "images").is_dir() else folder
+
+
+def patch_names(folder: Path) -> list[str]:
+    """File names of the patches `load_patches(folder, ...)` returns, in the same order."""
+    return [path.name for path in list_images(patch_folder(folder))]
+
 
 def load_patches(folder: Path, size: int) -> np.ndarray:
     """All patches of `folder/images` (or `folder` itself) as float32 (N, size, size) in [0, 1]."""

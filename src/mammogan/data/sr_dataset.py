@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import DataError
-from ..utils.logs import get_logger
+from ..core.logs import get_logger
 from .degradation import DegradationSpec, degrade, trim_to_multiple
 from .images import list_images, read_image, read_mask
 

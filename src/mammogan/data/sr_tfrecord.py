@@ -22,9 +22,9 @@ import numpy as np
 import tensorflow as tf
 
 from ..errors import DataError
-from ..utils.io import atomic_path, atomic_write_text
-from ..utils.logs import get_logger
-from ..utils.progress import progress
+from ..core.io import atomic_path, atomic_write_text
+from ..core.logs import get_logger
+from ..core.progress import progress
 from .sr_dataset import SourcePair, check_crop_fits, crop_sides, degradation_for, full_scale_for, read_pairs, source_images
 
 log = get_logger("data")

@@ -11,11 +11,12 @@ from ..data.sr_dataset import full_scale_for
 from ..data.images import DICOM_SUFFIXES, RASTER_SUFFIXES, list_images, read_image, write_png
 from ..data.mask_prior import inference_masks
 from ..errors import DataError
-from ..registry import BENCHMARKS
-from ..utils.io import atomic_write_csv
-from ..utils.logs import add_log_file, get_logger
-from ..utils.progress import progress
-from .model_io import class_count, generator_path, load_generator, make_runner, sample_images
+from ..registry import FAMILIES
+from ..core.io import atomic_write_csv
+from ..core.logs import add_log_file, get_logger
+from ..core.progress import progress
+from ..models.io import generator_path, load_generator
+from ..models.sampling import class_count, make_runner, sample_images
 from .tiling import tiled_super_resolve
 
 log = get_logger("infer")
@@ -44,7 +45,7 @@ class Inferencer:
         self.output_dir: Path = config.infer.output_dir
 
     def run(self) -> int:
-        if self.config.model.task in BENCHMARKS:
+        if hasattr(FAMILIES.get(self.config.model.task), "summarise"):
             raise self.config.error("model", "task", "a benchmark trains classifiers, not a generator: there is nothing to infer")
         self.output_dir.mkdir(parents=True, exist_ok=True)
         add_log_file(self.output_dir, "infer.log")
@@ -122,7 +123,7 @@ class Inferencer:
 
     def _memorisation(self, images: np.ndarray, names: list[str]) -> dict[str, dict[str, object]]:
         """Manifest columns per sample from the memorisation check (report files go beside the manifest)."""
-        from ..evaluate.memorisation import check_against_training, configured_extractor
+        from ..metrics.memorisation import check_against_training, configured_extractor
 
         cfg = self.config
         report = check_against_training(cfg, images, names, self.output_dir, "[infer] reject_near_copies",

@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from ..errors import ConfigError
 from ..registry import FEATURE_EXTRACTORS
-from ..utils.logs import get_logger
+from ..core.logs import get_logger
 
 log = get_logger("evaluate")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config.loader import Config
-from ..utils.io import atomic_write_text
+from ..core.io import atomic_write_text
 from .splits import SPLITS
 
 if TYPE_CHECKING:

@@ -31,9 +31,9 @@ from ..data.lesions import LESION_CLASSES, SourceImage
 from ..data.masks import GridTransform, class_masks
 from ..errors import DataError
 from ..registry import PREPARE_KINDS
-from ..utils.io import atomic_write_text
-from ..utils.logs import add_log_file, get_logger
-from ..utils.progress import progress
+from ..core.io import atomic_write_text
+from ..core.logs import add_log_file, get_logger
+from ..core.progress import progress
 from .patches import cut_patches, sr_patch_boxes, write_sr_patches
 from .sources import AFTER_RUN
 from .splits import assign_splits

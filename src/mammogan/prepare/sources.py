@@ -13,8 +13,8 @@ from ..data.lesions import SourceImage
 from ..data.mias import laterality_of, lesions_from_rows, parse_info, patient_of
 from ..errors import DataError
 from ..registry import PREPARE_KINDS
-from ..utils.io import atomic_write_text
-from ..utils.logs import get_logger
+from ..core.io import atomic_write_text
+from ..core.logs import get_logger
 
 log = get_logger("prepare")
 

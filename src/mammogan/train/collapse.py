@@ -16,7 +16,7 @@ import numpy as np
 
 from ..config.loader import Config
 from ..errors import UserError
-from ..utils.logs import get_logger
+from ..core.logs import get_logger
 
 log = get_logger("train")
 

@@ -20,11 +20,11 @@ import tensorflow as tf
 
 from ..config.loader import Config, write_resolved_config
 from ..errors import UserError
-from ..registry import TASKS
-from ..utils.io import atomic_write_text
-from ..utils.logs import add_log_file, get_logger
+from ..registry import FAMILIES
+from ..core.io import atomic_write_text
+from ..core.logs import add_log_file, get_logger
 from .collapse import CollapseMonitor
-from .plots import plot_history, write_contact_sheet
+from ..visual.plots import plot_history, write_contact_sheet
 
 log = get_logger("train")
 STOP_FILE = "STOP"
@@ -71,7 +71,7 @@ class Trainer:
             # One XLA cluster cannot reach the other replicas' variables; Keras turns XLA off under tf.distribute too.
             raise config.error("train", "jit_compile", f"XLA works on one replica; strategy = \"{config.train.strategy}\" "
                                f"has {self.strategy.num_replicas_in_sync}. Set jit_compile = false, or train on one device")
-        self.task = TASKS.get(config.model.task, f"{config.path}: [model] task")(config, self.strategy)
+        self.task = FAMILIES.get(config.model.task, f"{config.path}: [model] task")(config, self.strategy)
         self.is_chief = is_chief(self.strategy)
         resolver = getattr(self.strategy, "cluster_resolver", None)
         worker = resolver.task_id if resolver is not None and resolver.task_type else 0

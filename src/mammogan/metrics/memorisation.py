@@ -27,25 +27,20 @@ import tensorflow as tf
 
 from ..config.loader import Config
 from ..data.images import list_images, write_png
-from ..data.patch_dataset import load_patches
+from ..data.patch_dataset import ORIENTATIONS, load_patches, orient, patch_names
 from ..metrics.features import FeatureExtractor
 from ..metrics.full_reference import SSIM_FILTER_SIZE
 from ..registry import FEATURE_EXTRACTORS
-from ..utils.io import atomic_write_csv
-from ..utils.logs import get_logger
+from ..core.io import atomic_write_csv
+from ..core.logs import get_logger
 
 log = get_logger("evaluate")
-ORIENTATIONS = ("identity", "rot90", "rot180", "rot270", "flip", "flip_rot90", "flip_rot180", "flip_rot270")
 PAIRS_FOLDER = "memorisation_pairs"
 PAIR_PANEL = 128  # minimum displayed side of each image in a pair PNG (nearest-neighbour upscaling)
 SSIM_BATCH = 2048  # candidates per filtered batch (bounds memory)
 SSIM_SIGMA = 1.5  # tf.image.ssim's Gaussian window
 
 
-def orient(images: np.ndarray, orientation: int) -> np.ndarray:
-    """(N, H, W) images in one of the 8 `ORIENTATIONS` (a left-right flip, then k × 90° rotations)."""
-    flipped = images[:, :, ::-1] if orientation >= 4 else images
-    return np.ascontiguousarray(np.rot90(flipped, orientation % 4, axes=(1, 2)))
 
 
 @dataclass(frozen=True)
@@ -268,15 +263,6 @@ def configured_extractor(config: Config) -> FeatureExtractor:
     factory = FEATURE_EXTRACTORS.get(config.eval.feature_extractor, f"{config.path}: [eval] feature_extractor")
     return factory(config.eval.extractor_weights, seed=config.train.seed)
 
-
-def patch_folder(folder: Path) -> Path:
-    """Where `load_patches(folder, ...)` reads: `folder/images` when it exists, else `folder`."""
-    return folder / "images" if (folder / "images").is_dir() else folder
-
-
-def patch_names(folder: Path) -> list[str]:
-    """File names of the patches `load_patches(folder, ...)` returns, in the same order."""
-    return [path.name for path in list_images(patch_folder(folder))]
 
 
 def check_against_training(config: Config, synthetic: np.ndarray, synthetic_names: Sequence[str], output_dir: Path,

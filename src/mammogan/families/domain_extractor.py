@@ -28,11 +28,11 @@ import numpy as np
 from ..config.loader import Config, write_resolved_config
 from ..errors import UserError
 from ..metrics.features import DOMAIN_CARD_FILE, DOMAIN_MODEL_FILE
-from ..registry import BENCHMARKS
-from ..utils.io import atomic_write_text
-from ..utils.logs import add_log_file, get_logger
-from .benchmark import classification_scores, labelled_splits, lesion_probabilities, train_classifier
-from .data import CLASSES, PatchSet
+from ..registry import FAMILIES
+from ..core.io import atomic_write_text
+from ..core.logs import add_log_file, get_logger
+from .utility import classification_scores, labelled_splits, lesion_probabilities, train_classifier
+from ..data.labelled_patches import CLASSES, PatchSet
 
 log = get_logger("utility")
 FOLDER = "domain_extractor"
@@ -78,7 +78,7 @@ def _split_card(folder: Path, patches: PatchSet) -> dict[str, Any]:
     return {"dir": str(folder), "patches": len(patches.labels), **{name: int(n) for name, n in zip(CLASSES, counts)}}
 
 
-@BENCHMARKS.register("domain_extractor")
+@FAMILIES.register("domain_extractor")
 class DomainExtractorTraining:
     """`mammogan train` trains and saves a new version (`run`); `mammogan evaluate` shows the latest card (`summarise`)."""
 

@@ -1,36 +1,12 @@
-"""Loading a trained generator from a run folder and running it on numpy batches."""
+"""Latent vectors, class labels and batched sampling of trained generators (numpy in, numpy out)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
-
-from ..config.loader import Config
-from ..errors import UserError
-
-
-def generator_path(config: Config) -> Path:
-    """The best generator of the run (EMA weights when enabled), else the final one."""
-    models = config.train.output_dir / "models"
-    for name in ("best", "final"):
-        path = models / name / "generator.keras"
-        if path.is_file():
-            return path
-    raise UserError(f"{models}: no trained generator (models/best/generator.keras). Run `1.train` for {config.path} first.")
-
-
-def load_model(path: Path) -> keras.Model:
-    import mammogan.models  # noqa: F401  (registers the custom layers for deserialisation)
-
-    return keras.models.load_model(path, compile=False)
-
-
-def load_generator(config: Config) -> keras.Model:
-    return load_model(generator_path(config))
 
 
 def latent_batch(count: int, latent_dim: int, seed: int) -> np.ndarray:

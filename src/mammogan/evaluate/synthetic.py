@@ -19,11 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..callbacks.tiles import gan_tile
+from ..visual.tiles import gan_tile
 from ..config.loader import Config, write_resolved_config
 from ..data.patch_dataset import load_masks, load_patches
 from ..infer.inferencer import sample_name
-from ..infer.model_io import balanced_labels, generator_path, load_model, sample_images
+from ..models.io import generator_path, load_model
+from ..models.sampling import balanced_labels, sample_images
 from ..metrics.distribution import (
     FRD_INSTALL,
     classifier_score,
@@ -36,11 +37,11 @@ from ..metrics.distribution import (
 )
 from ..metrics.features import FeatureExtractor
 from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim_min_size, ms_ssim_scales_that_fit
-from ..train.conditional import split_labels
-from ..utils.io import atomic_write_csv
-from ..utils.logs import add_log_file, get_logger
-from .comparison import moment_distance
-from .memorisation import check_against_training, configured_extractor, patch_names
+from ..data.labels import split_labels
+from ..core.io import atomic_write_csv
+from ..core.logs import add_log_file, get_logger
+from ..metrics.numpy_metrics import moment_distance
+from ..metrics.memorisation import check_against_training, configured_extractor, patch_names
 
 log = get_logger("evaluate")
 

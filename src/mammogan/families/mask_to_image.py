@@ -13,13 +13,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from ..callbacks.tiles import gan_tile
+from ..visual.tiles import gan_tile
 from ..config.loader import Config
 from ..data.patch_dataset import PatchSampler, load_masks
-from ..infer.model_io import latent_batch, to_unit_range
+from ..models.sampling import latent_batch, to_unit_range
 from ..losses import feature_matching_loss, pixel_loss_per_example
-from ..registry import LOSSES, TASKS
-from .tasks import PatchGANTask, _apply, _scale
+from ..registry import LOSSES, FAMILIES
+from .patch_gan import PatchGANTask, _apply, _scale
 
 TILE_COLUMNS = 8  # gan_tile's row length
 LOSS_TERMS = ("pixel", "adversarial", "feature_matching", "mode_seeking")
@@ -36,7 +36,7 @@ def mode_seeking_loss(fake_a: tf.Tensor, fake_b: tf.Tensor, latent_a: tf.Tensor,
     return 1.0 / (images / latents + 1e-5)
 
 
-@TASKS.register("mask_to_image")
+@FAMILIES.register("mask_to_image")
 class MaskToImageTask(PatchGANTask):
     """pix2pix: G(mask, z) → image; a PatchGAN D judges the (mask, image) pair; G also pays `pixel` × pixel loss to
     the real image and, with a `mode_seeking` weight, for images that do not change with z.

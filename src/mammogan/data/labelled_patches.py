@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..config.loader import Config, load_config
-from ..data.images import read_image
-from ..data.patch_dataset import load_patches, read_resized
+from .images import read_image
+from .patch_dataset import ORIENTATIONS, load_patches, orient, patch_folder, patch_names, read_resized
 from ..errors import DataError
-from ..evaluate.memorisation import ORIENTATIONS, orient, patch_folder, patch_names
 
 CLASSES = ("normal", "lesion")  # label = index: the classifier outputs P(lesion)
 ORIGINS = ("real", "augmented", "synthetic")

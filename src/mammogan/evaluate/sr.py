@@ -14,17 +14,18 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from ..callbacks.tiles import sr_tile, tile_regions
+from ..visual.tiles import sr_tile, tile_regions
 from ..config.loader import Config, write_resolved_config
 from ..data.sr_dataset import SRSplit, load_split, lr_subdir_for
-from ..infer.model_io import load_generator, make_runner
+from ..models.io import load_generator
+from ..models.sampling import make_runner
 from ..infer.tiling import tiled_super_resolve
 from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim, ms_ssim_min_size
 from ..registry import METRICS
-from ..utils.io import atomic_write_text
-from ..utils.logs import add_log_file, get_logger
-from ..utils.progress import progress
-from .comparison import bicubic_upscale
+from ..core.io import atomic_write_text
+from ..core.logs import add_log_file, get_logger
+from ..core.progress import progress
+from ..metrics.numpy_metrics import bicubic_upscale
 
 log = get_logger("evaluate")
 

@@ -14,7 +14,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..utils.io import atomic_write_bytes
+from ..core.io import atomic_write_bytes
 
 PANEL = 256  # displayed panel side in pixels
 HEADER = 34
@@ -106,7 +106,7 @@ def sr_epoch_title(epoch: int, metrics: dict[str, float]) -> str:
 
 def sr_tile(path: Path, title: str, split, regions: list[Region], sr_crop: Callable[[Region], np.ndarray]) -> None:
     """`sr_crop(region)` returns the model's HR-size output for a region."""
-    from ..evaluate.comparison import bicubic_upscale
+    from ..metrics.numpy_metrics import bicubic_upscale
 
     scale = split.scale
     columns = ["LR (nearest)", "bicubic", "SR", "HR"]

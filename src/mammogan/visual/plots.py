@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from ..utils.io import atomic_path  # noqa: E402
+from ..core.io import atomic_path  # noqa: E402
 
 
 def plot_history(csv_path: Path, png_path: Path) -> None:

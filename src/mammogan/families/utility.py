@@ -26,10 +26,10 @@ from scipy.stats import rankdata, ttest_1samp
 
 from ..config.loader import Config, write_resolved_config
 from ..errors import DataError, UserError
-from ..registry import BENCHMARKS, CLASSIFIERS
-from ..utils.io import atomic_path, atomic_write_csv, atomic_write_with
-from ..utils.logs import add_log_file, get_logger
-from .data import CLASSES, ORIGINS, PatchSet, augmented_patches, check_disjoint, real_split, synthetic_patches
+from ..registry import FAMILIES, CLASSIFIERS
+from ..core.io import atomic_path, atomic_write_csv, atomic_write_with
+from ..core.logs import add_log_file, get_logger
+from ..data.labelled_patches import CLASSES, ORIGINS, PatchSet, augmented_patches, check_disjoint, real_split, synthetic_patches
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -117,7 +117,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return round(float(array.mean()), 9), round(std, 9)
 
 
-@BENCHMARKS.register("utility")
+@FAMILIES.register("utility")
 class UtilityBenchmark:
     """`mammogan train` runs it (`run`), `mammogan evaluate` re-summarises the finished runs (`summarise`)."""
 

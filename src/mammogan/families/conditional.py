@@ -6,91 +6,25 @@ splits' metadata.csv, a class-balanced sampler, the auxiliary class loss and per
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from ..callbacks.tiles import gan_tile
+from ..visual.tiles import gan_tile
 from ..config.loader import Config
-from ..data.images import list_images
-from ..errors import DataError
-from ..infer.model_io import balanced_labels, latent_batch, to_unit_range
+from ..data.labels import split_labels
+from ..data.samplers import ClassBalancedSampler
+from ..models.sampling import balanced_labels, latent_batch, to_unit_range
 from ..losses import gradient_penalty
 from ..losses.adversarial import auxiliary_class_loss
-from ..registry import TASKS
-from .tasks import PatchGANTask, _apply, _scale
+from ..registry import FAMILIES
+from .patch_gan import PatchGANTask, _apply, _scale
 
 TILE_COLUMNS = 8  # gan_tile's row length: one row per class
 
 
-def split_labels(split_dir: Path, classes: list[str], column: str, where: str) -> np.ndarray:
-    """Class id (index into `classes`) of every patch of a prepared split, in `load_patches` order.
-
-    Labels come from the `metadata.csv` that `prepare` writes beside the splits; `where` names the
-    config keys for the error messages.
-    """
-    metadata = split_dir.parent / "metadata.csv"
-    if not metadata.is_file():
-        raise DataError(f"{metadata}: not found; the conditional task reads patch classes from the metadata.csv "
-                        "that `mammogan prepare` writes beside the patch splits.")
-    with metadata.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or "patch" not in rows[0] or column not in rows[0]:
-        raise DataError(f"{metadata}: expected the columns patch and {column!r} ([dataset] class_column).")
-    by_name = {row["patch"]: row[column] for row in rows}
-    source = split_dir / "images" if (split_dir / "images").is_dir() else split_dir
-    names = [path.name for path in list_images(source)]
-    missing = [name for name in names if name not in by_name]
-    if missing:
-        raise DataError(f"{metadata}: no {column} for {len(missing)} patches of {split_dir}, e.g. {missing[0]}.")
-    unknown = sorted({by_name[name] for name in names} - set(classes))
-    if unknown:
-        raise DataError(f"{metadata}: {column} value(s) {unknown} in {split_dir} are not in {where} {classes}; "
-                        "add them to the list (or prepare a split without them).")
-    return np.array([classes.index(by_name[name]) for name in names], dtype=np.int32)
-
-
-class ClassBalancedSampler:
-    """Draw `i` picks a class with the given weights, then a patch of that class; it depends only on (seed, i).
-
-    So every batch holds the classes in the configured proportions whatever their frequency in the
-    data, and a resumed run sees the same stream from its step index (like PatchSampler).
-    """
-
-    def __init__(self, patches: np.ndarray, labels: np.ndarray, weights: list[float], flips: bool, seed: int) -> None:
-        self.patches = patches
-        self.labels = np.asarray(labels, dtype=np.int32)
-        self.members = [np.flatnonzero(self.labels == c) for c in range(len(weights))]
-        self.probabilities = np.asarray(weights, dtype=np.float64) / float(np.sum(weights))
-        self.flips = flips
-        self.seed = seed
-
-    def sample(self, index: int) -> tuple[np.ndarray, np.int32]:
-        rng = np.random.default_rng([self.seed, int(index)])
-        label = int(rng.choice(len(self.probabilities), p=self.probabilities))
-        patch = self.patches[self.members[label][int(rng.integers(len(self.members[label])))]]
-        if self.flips:
-            patch = np.rot90(patch, int(rng.integers(4)))
-            if rng.integers(2):
-                patch = patch[:, ::-1]
-        return np.ascontiguousarray(patch)[..., None], np.int32(label)
-
-    def dataset(self, batch_size: int, start_index: int) -> tf.data.Dataset:
-        size = self.patches.shape[1]
-
-        def load(index):
-            patch, label = tf.numpy_function(self.sample, [index], (tf.float32, tf.int32), stateful=False)
-            return tf.ensure_shape(patch, (size, size, 1)), tf.ensure_shape(label, ())
-
-        return (tf.data.Dataset.counter(start_index)
-                .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .batch(batch_size, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE))
-
-
-@TASKS.register("conditional")
+@FAMILIES.register("conditional")
 class ConditionalGANTask(PatchGANTask):
     """Class-conditional DCGAN/WGAN-GP/SNGAN: D judges (image, class); G generates a requested class."""
 
@@ -182,7 +116,7 @@ class ConditionalGANTask(PatchGANTask):
 
     def validate(self) -> dict[str, float]:
         """PatchGANTask's KID on the balanced fixed batch, plus per class: D's class accuracy on fakes and moment distance."""
-        from ..evaluate.comparison import moment_distance
+        from ..metrics.numpy_metrics import moment_distance
 
         metrics = super().validate()
         fake = self.sample(self.fixed_latents)

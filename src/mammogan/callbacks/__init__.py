@@ -1,1 +1,0 @@
-"""Per-epoch side outputs of training (epoch-change tiles)."""

@@ -1,0 +1,1 @@
+"""What a person looks at: epoch-change tiles, comparison panels, training curves and contact sheets."""
