@@ -134,8 +134,10 @@ def test_reference_is_generated_from_schema():
         assert f"### `[{section.name}]`" in reference
         for key in section.keys:
             assert f"| `{key.name}` |" in reference
-    readme = (REPO / "README.md").read_text()
-    assert reference.strip() in readme, "README's config reference is stale: run `python -m mammogan config keys`"
+    page = (REPO / "docs" / "config.md").read_text()
+    assert reference.strip() in page, (
+        "docs/config.md is stale: regenerate it with `bash scripts/update_config_reference.sh` "
+        "(it writes the output of `python -m mammogan config keys` below the page's intro)")
 
 
 def test_cli_user_error_is_one_paragraph_and_exit_code_2(tmp_path):
