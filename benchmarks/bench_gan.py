@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_gan.py [--resolution 64 128] [--families dcgan ...] [--steps 5] [--render]
 
 Every family is an experiment config under projects/*/ whose [model] task is registered and whose task
-splits its train step into `discriminator_step` and `generator_step` (PatchGANTask and subclasses: DCGAN,
+splits its train step into `discriminator_step` and `generator_step` (PatchGAN and subclasses: DCGAN,
 WGAN-GP, SNGAN, ACGAN, pix2pix = mask_to_image; a family whose task is missing is noted). The config is
 used as is (models, optimizer, loss, stabilisers, EMA) except batch size, image size and the two switches.
 Models, optimizers and the compiled steps come from the Trainer and the Task, as in training (`Trainer.compile_step`:
@@ -40,7 +40,7 @@ from mammogan.config.loader import validate  # noqa: E402
 from mammogan.data.images import write_png  # noqa: E402
 from mammogan.errors import UserError  # noqa: E402
 from mammogan.registry import FAMILIES  # noqa: E402
-from mammogan.families.patch_gan import PatchGANTask  # noqa: E402
+from mammogan.families.patch_gan import PatchGAN  # noqa: E402
 from mammogan.train.trainer import Trainer  # noqa: E402
 from mammogan.core.io import atomic_write_text  # noqa: E402
 
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace, command: str) -> dict[str, Any]:
         if task not in registered or (args.families and family not in args.families) or family in {c[0] for c in chosen}:
             continue  # a family's first config is the demo one (XXX-MIAS-full differs in data and steps, not models)
         task_class = FAMILIES.get(task)
-        if not (isinstance(task_class, type) and issubclass(task_class, PatchGANTask)):
+        if not (isinstance(task_class, type) and issubclass(task_class, PatchGAN)):
             continue  # not a synthetic-image GAN (SR has benchmarks/bench_sr.py)
         if not split_steps(task_class):
             skipped.append({"family": family, "reason": f"{task_class.__name__} overrides only the fused train_step "

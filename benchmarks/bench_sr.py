@@ -29,7 +29,7 @@ from mammogan.data.images import write_png  # noqa: E402
 from mammogan.data.sr_dataset import CropSampler, SRSplit  # noqa: E402
 from mammogan.data.sr_tfrecord import ShardSampler, ensure_shards  # noqa: E402
 from mammogan.models.sampling import make_runner  # noqa: E402
-from mammogan.infer.tiling import tiled_super_resolve  # noqa: E402
+from mammogan.models.tiling import tiled_super_resolve  # noqa: E402
 from mammogan.registry import GENERATORS  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"

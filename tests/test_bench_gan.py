@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mammogan.families.conditional import ConditionalGANTask
-from mammogan.families.patch_gan import PatchGANTask
+from mammogan.families.conditional import ConditionalGAN
+from mammogan.families.patch_gan import PatchGAN
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "bench_gan.py"
@@ -41,7 +41,7 @@ def test_only_tasks_with_separate_d_and_g_steps_are_timed():
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
 
-    class FusedOnly(PatchGANTask):
+    class FusedOnly(PatchGAN):
         def train_step(self, phase):  # a fused step the separate D/G methods would not reproduce
             return super().train_step(phase)
 
@@ -52,5 +52,5 @@ def test_only_tasks_with_separate_d_and_g_steps_are_timed():
         def generator_step(self, real, step):
             return super().generator_step(real, step)
 
-    assert bench.split_steps(PatchGANTask) and bench.split_steps(ConditionalGANTask) and bench.split_steps(Split)
+    assert bench.split_steps(PatchGAN) and bench.split_steps(ConditionalGAN) and bench.split_steps(Split)
     assert not bench.split_steps(FusedOnly)

@@ -13,11 +13,11 @@ import tensorflow as tf
 from mammogan.config import load_config
 from mammogan.registry import GENERATORS, FAMILIES
 from mammogan.train.collapse import TrainingCollapsed, constant_fraction, mean_pairwise_distance
-from mammogan.families.patch_gan import PatchGANTask
+from mammogan.families.patch_gan import PatchGAN
 from mammogan.train.trainer import Trainer
 
 
-class ZeroingTask(PatchGANTask):
+class ZeroingTask(PatchGAN):
     """DCGAN whose generator's output layer is zeroed in one validation (every sample becomes flat grey)."""
 
     collapse_at_validation = 3

@@ -18,7 +18,7 @@ from mammogan.cli import main
 from mammogan.config.loader import load_config
 from mammogan.data.patch_dataset import load_patches
 from mammogan.errors import ConfigError
-from mammogan.evaluate.synthetic import GANEvaluator
+from mammogan.evaluate.evaluator import Evaluator
 from mammogan.metrics.features import DOMAIN_MODEL_FILE
 from mammogan.registry import FEATURE_EXTRACTORS
 
@@ -143,5 +143,5 @@ def test_random_cnn_leaves_the_classifier_score_empty(trained: Path, gan: Path, 
 def test_frd_without_its_package_names_the_key(trained: Path, prepared_sample: Path):
     config = gan_config(trained, "eval_frd", prepared_sample / "patches", with_training=False, frd=True)
     with pytest.raises(ConfigError, match=r"\[eval\] frd = (?i:true): .*pip install -r requirements-extra.txt"):
-        GANEvaluator(load_config(config)).run()
+        Evaluator(load_config(config)).run()
     assert not (trained / "eval_frd").exists()  # refused before any work

@@ -14,7 +14,7 @@ from mammogan.cli import main
 from mammogan.data.images import read_image
 from mammogan.metrics.numpy_metrics import bicubic_upscale, psnr_np
 from mammogan.models.sampling import make_runner
-from mammogan.infer.tiling import tiled_super_resolve
+from mammogan.models.tiling import tiled_super_resolve
 from mammogan.registry import GENERATORS
 
 REPO = Path(__file__).resolve().parents[1]

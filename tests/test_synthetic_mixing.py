@@ -1,4 +1,4 @@
-"""`[dataset] synthetic_dirs` / `synthetic_ratio`: GAN `infer` output mixed into PatchGANTask training data."""
+"""`[dataset] synthetic_dirs` / `synthetic_ratio`: GAN `infer` output mixed into PatchGAN training data."""
 
 from __future__ import annotations
 

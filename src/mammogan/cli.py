@@ -36,31 +36,13 @@ def _train(args: argparse.Namespace) -> int:
     from .registry import FAMILIES
 
     config = _load(args.config)
-    family = FAMILIES.get(config.model.task)
-    if hasattr(family, "summarise"):
-        return family(config).run()
-    from .train.trainer import Trainer
-
-    Trainer(config).fit(resume=not args.restart)
-    return 0
+    return FAMILIES.get(config.model.task, f"{config.path}: [model] task").train(config, resume=not args.restart)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .registry import FAMILIES
+    from .evaluate.evaluator import Evaluator
 
-    config = _load(args.config)
-    family = FAMILIES.get(config.model.task)
-    if hasattr(family, "summarise"):
-        return family(config).summarise()
-    if config.model.task == "srgan":
-        from .evaluate.sr import Evaluator
-
-        Evaluator(config).run()
-    else:
-        from .evaluate.synthetic import GANEvaluator
-
-        GANEvaluator(config).run()
-    return 0
+    return Evaluator(_load(args.config)).run()
 
 
 def _infer(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 from ..errors import ConfigError
 from ..registry import REGISTRIES, unknown_name_message
 from ..core.io import atomic_write_text
+from ..core.logs import add_log_file
 from .schema import SECTIONS, Section
 from .types import ListOf, Name, ValueProblem
 
@@ -161,6 +162,13 @@ def render_config(config: Config) -> str:
                 lines.append(f"{key.name} = {key.type.to_toml(value)}")
         lines.append("")
     return "\n".join(lines)
+
+
+def start_output_folder(config: Config, folder: Path, log_name: str) -> None:
+    """Create a command's output folder with its log file and the resolved config it ran with."""
+    folder.mkdir(parents=True, exist_ok=True)
+    add_log_file(folder, log_name)
+    write_resolved_config(config, folder)
 
 
 def write_resolved_config(config: Config, folder: Path) -> Path:

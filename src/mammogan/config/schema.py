@@ -1,7 +1,7 @@
 """The typed schema of `train_eval_infer.config`: every section, key, default and one-line description.
 
 This table is the single source of truth: the loader validates against it, `mammogan config keys`
-prints it, and the README's reference section is generated from it.
+prints it, and docs/config.md is generated from it.
 """
 
 from __future__ import annotations

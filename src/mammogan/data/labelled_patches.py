@@ -161,3 +161,13 @@ def check_disjoint(training: PatchSet, held_out: PatchSet) -> None:
     if leaked:
         raise DataError(f"{len(leaked)} training images equal a validation/test image (possibly flipped or rotated), "
                         f"e.g. {leaked[0]}; those splits must stay unseen.")
+
+
+def labelled_splits(config: Config, purpose: str) -> tuple[PatchSet, PatchSet, PatchSet]:
+    """The real train, valid and test patch splits with their lesion/normal labels; each must hold both classes."""
+    keys = ("train_dir", "valid_dir", "test_dir")
+    train, valid, test = (real_split(config.need("dataset", key, purpose), config.model.image_size) for key in keys)
+    for key, split in zip(keys, (train, valid, test)):
+        if len(np.unique(split.labels)) < len(CLASSES):
+            raise config.error("dataset", key, f"needs both lesion and normal patches for {purpose}")
+    return train, valid, test

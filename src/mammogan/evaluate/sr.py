@@ -1,4 +1,4 @@
-"""`mammogan evaluate`: the trained SR generator against bicubic on the test split, whole images and lesions.
+"""SR evaluation: the trained generator against bicubic on the test split, whole images and lesion ROIs.
 
 Writes `per_image.csv` (every metric for model and bicubic, whole image and inside lesion ROIs),
 `evaluation.csv` (mean ± std and the gain over bicubic) and side-by-side comparison crops.
@@ -15,15 +15,15 @@ import numpy as np
 import tensorflow as tf
 
 from ..visual.tiles import sr_tile, tile_regions
-from ..config.loader import Config, write_resolved_config
+from ..config.loader import Config
 from ..data.sr_dataset import SRSplit, load_split, lr_subdir_for
-from ..models.io import load_generator
+from ..models.io import load_sr_generator
 from ..models.sampling import make_runner
-from ..infer.tiling import tiled_super_resolve
+from ..models.tiling import tiled_super_resolve
 from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim, ms_ssim_min_size
 from ..registry import METRICS
 from ..core.io import atomic_write_text
-from ..core.logs import add_log_file, get_logger
+from ..core.logs import get_logger
 from ..core.progress import progress
 from ..metrics.numpy_metrics import bicubic_upscale
 
@@ -67,20 +67,21 @@ def _metric(name: str, reference: np.ndarray, test: np.ndarray, data_range: floa
         return float("nan")
 
 
-class Evaluator:
-    def __init__(self, config: Config) -> None:
+def evaluate_super_resolution(config: Config, output_dir: Path) -> dict[str, dict[str, float]]:
+    """The SR family's `evaluate`: the trained generator against bicubic on [dataset] test_dir."""
+    return SREvaluation(config, output_dir).run()
+
+
+class SREvaluation:
+    def __init__(self, config: Config, output_dir: Path) -> None:
         self.config = config
-        self.output_dir: Path = config.eval.output_dir
+        self.output_dir = output_dir
         self.scale = config.model.scale
 
     def run(self) -> dict[str, dict[str, float]]:
         cfg = self.config
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        add_log_file(self.output_dir, "evaluate.log")
-        write_resolved_config(cfg, self.output_dir)
         split = load_split(cfg.need("dataset", "test_dir", "evaluate"), self.scale, lr_subdir_for(cfg), cfg.dataset.data_range)
-        generator = load_generator(cfg)
-        runner = make_runner(generator)
+        runner = make_runner(load_sr_generator(cfg))
         metrics = cfg.eval.metrics
         border = cfg.eval.border_crop
         rows = []

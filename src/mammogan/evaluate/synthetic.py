@@ -1,4 +1,4 @@
-"""`mammogan evaluate` for synthetic-image GANs: generated samples against held-out real patches.
+"""Synthetic-image evaluation: a GAN family's samples against held-out real patches.
 
 Every arm is compared with the same real set through the same named feature extractor: the trained
 generator, the untrained step-0 generator, a Gaussian-noise baseline matched to the real mean/std,
@@ -16,15 +16,15 @@ Radiomics Distance of the optional frd-score package.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from ..visual.tiles import gan_tile
-from ..config.loader import Config, write_resolved_config
-from ..data.patch_dataset import load_masks, load_patches
-from ..infer.inferencer import sample_name
+from ..config.loader import Config
+from ..data.patch_dataset import load_patches
 from ..models.io import generator_path, load_model
-from ..models.sampling import balanced_labels, sample_images
+from ..models.sampling import Conditions, sample_images, sample_name
 from ..metrics.distribution import (
     FRD_INSTALL,
     classifier_score,
@@ -37,9 +37,8 @@ from ..metrics.distribution import (
 )
 from ..metrics.features import FeatureExtractor
 from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim_min_size, ms_ssim_scales_that_fit
-from ..data.labels import split_labels
 from ..core.io import atomic_write_csv
-from ..core.logs import add_log_file, get_logger
+from ..core.logs import get_logger
 from ..metrics.numpy_metrics import moment_distance
 from ..metrics.memorisation import check_against_training, configured_extractor, patch_names
 
@@ -51,23 +50,44 @@ def _show(value: object) -> str:
     return "-" if value == "" else f"{value:.3f}"
 
 
-class GANEvaluator:
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.output_dir: Path = config.eval.output_dir
+class SyntheticFamily(Protocol):
+    """What the evaluation asks of a synthetic-image family (its class methods)."""
 
-    def _arms(self, real: np.ndarray, real_dir: Path) -> dict[str, np.ndarray]:
+    def evaluation_conditions(self, config: Config, real_dir: Path) -> Conditions: ...
+
+    def class_labels(self, config: Config, split_dir: Path) -> np.ndarray | None: ...
+
+
+def check_synthetic_evaluation(config: Config) -> None:
+    """What can be refused before the evaluation folder is written: an [eval] frd request without its package."""
+    if config.eval.frd and frd_package() is None:
+        raise config.error("eval", "frd", "needs the optional frd-score package (and the pyradiomics it calls), which is "
+                           f"not installed: {FRD_INSTALL}, or set frd = false")
+
+
+def evaluate_synthetic(config: Config, output_dir: Path, family: SyntheticFamily) -> list[dict[str, object]]:
+    """A synthetic-image family's `evaluate`: its samples against held-out real patches, beside the baselines."""
+    return SyntheticEvaluation(config, output_dir, family).run()
+
+
+class SyntheticEvaluation:
+    def __init__(self, config: Config, output_dir: Path, family: SyntheticFamily) -> None:
+        self.config = config
+        self.output_dir = output_dir
+        self.family = family
+
+    def _arms(self, real: np.ndarray, conditions: Conditions) -> dict[str, np.ndarray]:
         cfg = self.config
         models = cfg.train.output_dir / "models"
-        count, latent_dim, seed = cfg.eval.num_samples, cfg.model.latent_dim, cfg.infer.seed
-        masks = None
-        if cfg.model.task == "mask_to_image":  # the evaluated split's own masks, cycled: both sides show the same lesions
-            split_masks = load_masks(real_dir, cfg.model.image_size, paired=True)[0]
-            masks = split_masks[np.arange(count) % len(split_masks)]
-        arms = {"generator": sample_images(load_model(generator_path(cfg)), count, latent_dim, seed, masks=masks)}
+        count, latent_dim, seed = conditions.count, cfg.model.latent_dim, cfg.infer.seed
+
+        def samples(path: Path) -> np.ndarray:  # every generator arm gets the same latents and conditions
+            return sample_images(load_model(path), count, latent_dim, seed, labels=conditions.labels, masks=conditions.masks)
+
+        arms = {"generator": samples(generator_path(cfg))}
         initial = models / "initial" / "generator.keras"
         if initial.is_file():
-            arms["step0_generator"] = sample_images(load_model(initial), count, latent_dim, seed, masks=masks)
+            arms["step0_generator"] = samples(initial)
         rng = np.random.default_rng(seed)
         arms["gaussian_noise"] = np.clip(rng.normal(real.mean(), real.std(), (count, *real.shape[1:])), 0, 1).astype(np.float32)
         train_dir = cfg.dataset.train_dir
@@ -75,17 +95,18 @@ class GANEvaluator:
             arms["real_train"] = load_patches(train_dir, cfg.model.image_size)[:count]
         return arms
 
-    def _class_labels(self, arms: dict[str, np.ndarray], real_dir: Path) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
-        """Conditional GANs: class ids of the real patches and of each arm's images (the generators were sampled
-        balanced over the classes, see `sample_images`); (None, {}) for other tasks."""
+    def _class_labels(self, arms: dict[str, np.ndarray], real_dir: Path,
+                      conditions: Conditions) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """Families with classes: class ids of the real patches and of each arm's images (the generator arms were
+        sampled with the conditions' labels); (None, {}) for families without classes."""
         cfg = self.config
-        if cfg.model.task != "conditional":
+        real_labels = self.family.class_labels(cfg, real_dir)
+        if real_labels is None:
             return None, {}
-        classes, column, where = cfg.model.classes, cfg.dataset.class_column, "[model] classes"
-        labels = {arm: balanced_labels(len(images), len(classes)) for arm, images in arms.items() if arm.endswith("generator")}
+        labels = {arm: conditions.labels for arm in arms if arm.endswith("generator")}
         if "real_train" in arms:
-            labels["real_train"] = split_labels(cfg.dataset.train_dir, classes, column, where)[: len(arms["real_train"])]
-        return split_labels(real_dir, classes, column, where), labels
+            labels["real_train"] = self.family.class_labels(cfg, cfg.dataset.train_dir)[: len(arms["real_train"])]
+        return real_labels, labels
 
     def _per_class_kid(self, real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray,
                        fake_labels: np.ndarray | None) -> dict[str, object]:
@@ -106,12 +127,6 @@ class GANEvaluator:
 
     def run(self) -> list[dict[str, object]]:
         cfg = self.config
-        if cfg.eval.frd and frd_package() is None:
-            raise cfg.error("eval", "frd", "needs the optional frd-score package (and the pyradiomics it calls), which is "
-                            f"not installed: {FRD_INSTALL}, or set frd = false")
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        add_log_file(self.output_dir, "evaluate.log")
-        write_resolved_config(cfg, self.output_dir)
         real_dir = cfg.dataset.test_dir or cfg.need("dataset", "valid_dir", "evaluating a synthetic-image GAN (or set test_dir)")
         real = load_patches(real_dir, cfg.model.image_size)
         extractor = configured_extractor(cfg)
@@ -123,8 +138,9 @@ class GANEvaluator:
                      cfg.model.image_size, ms_ssim_min_size(1))
         real_features = extractor.features(real[..., None])
         rows = []
-        arms = self._arms(real, real_dir)
-        real_labels, arm_labels = self._class_labels(arms, real_dir)
+        conditions = self.family.evaluation_conditions(cfg, real_dir)
+        arms = self._arms(real, conditions)
+        real_labels, arm_labels = self._class_labels(arms, real_dir, conditions)
         for arm, images in arms.items():
             embedding = extractor.embed(images[..., None])
             kernel = kid(real_features, embedding.features, subsets=cfg.eval.kid_subsets,

@@ -1,7 +1,9 @@
-"""Tasks: what a GAN family trains, plugged into the generic Trainer.
+"""What every model family is, and what the GAN families share.
 
-A task builds its models and optimizers (inside the strategy scope), supplies the training
-dataset, one train-step function per phase, validation metrics, the epoch tile and the export.
+A family is the registered class behind `[model] task`: `mammogan train`, `evaluate` and `infer` ask
+the FAMILIES registry for it and call its `train`, `evaluate` and `infer` class methods. Studies
+(utility, domain_extractor) implement those directly. GAN families subclass `GANFamily`: the generic
+Trainer builds one per run and drives its phases, steps, validation, tiles and export.
 """
 
 from __future__ import annotations
@@ -10,49 +12,82 @@ from pathlib import Path
 from typing import Any, Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ..config.loader import Config
-from ..data.patch_dataset import PatchSampler, load_patches, load_synthetic_patches
-from ..data.sr_dataset import load_split, lr_subdir_for, training_sampler
-from ..models.sampling import latent_batch, to_unit_range
-from ..losses import feature_matching_loss, gradient_penalty, pixel_loss_per_example
-from ..losses.perceptual import perceptual_loss_per_example, vgg_feature_model, weights_file
-from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS, LOSSES, FAMILIES
 from ..core.io import atomic_write_with
 from ..core.logs import get_logger
+from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS
 from ..train.ema import EMA
 from ..train.optimizers import build_optimizer, reducible_rate
-from ..train.stabilisers import AdaptiveAugment, diff_augment
-from ..visual.tiles import crop_with_context, gan_tile, sr_epoch_title, sr_tile, tile_regions
+from ..train.stabilisers import AdaptiveAugment, diff_augment, with_instance_noise
+from ..train.trainer import Trainer
 
 log = get_logger("train")
 
 
-def with_instance_noise(images: tf.Tensor, step: tf.Tensor, initial_std: float, total_steps: float) -> tf.Tensor:
-    """Gaussian instance noise for D inputs, annealed linearly to 0 over training (keeps D from winning early)."""
-    if initial_std <= 0:
-        return images
-    std = initial_std * tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / total_steps)
-    return images + tf.random.normal(tf.shape(images), stddev=std)
+class Family:
+    """The three commands of one `[model] task`; each returns the process exit code."""
+
+    infers = True  # False for studies, which train classifiers: `infer` refuses them before writing anything
+    trained_by_loop = False  # True for GAN families, which the generic Trainer drives step by step
+
+    @classmethod
+    def check(cls, config: Config, command: str) -> None:
+        """Refuse a config that `command` ("train", "evaluate", "infer") cannot run, before anything is written."""
+
+    @classmethod
+    def train(cls, config: Config, resume: bool) -> int:
+        raise NotImplementedError
+
+    @classmethod
+    def evaluate(cls, config: Config, output_dir: Path) -> int:
+        raise NotImplementedError
+
+    @classmethod
+    def infer(cls, config: Config, output_dir: Path) -> int:
+        raise NotImplementedError
 
 
-def _scale(optimizer: keras.optimizers.Optimizer, loss: tf.Tensor) -> tf.Tensor:
-    """The loss scaled for mixed precision (call inside the tape so the scaling is differentiated)."""
-    return optimizer.scale_loss(loss) if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else loss
+class Study(Family):
+    """A family that trains classifiers instead of a generator: `run` is its training, `summarise` its evaluation."""
+
+    infers = False
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @classmethod
+    def train(cls, config: Config, resume: bool) -> int:
+        return cls(config).run()
+
+    @classmethod
+    def evaluate(cls, config: Config, output_dir: Path) -> int:
+        return cls(config).summarise()
+
+    def run(self) -> int:
+        raise NotImplementedError
+
+    def summarise(self) -> int:
+        raise NotImplementedError
 
 
-def _apply(optimizer: keras.optimizers.Optimizer, tape: tf.GradientTape, scaled_loss: tf.Tensor, variables: list) -> None:
-    """Apply gradients; a LossScaleOptimizer unscales them (and skips steps with Inf/NaN gradients)."""
-    gradients = tape.gradient(scaled_loss, variables)
-    optimizer.apply_gradients(zip(gradients, variables))
+class GANFamily(Family):
+    """A family trained by the generic Trainer loop: one instance per run, built inside the strategy scope.
 
+    Subclasses set `phases` [(name, steps)], `monitor`/`monitor_mode` (the validation value that picks
+    models/best) and implement `build`, `train_dataset`, `train_step`, `validate`, `write_tile`.
+    """
 
-class Task:
     phases: list[tuple[str, int]]
     monitor: str
     monitor_mode: str = "min"
+    trained_by_loop = True
+
+    @classmethod
+    def train(cls, config: Config, resume: bool) -> int:
+        Trainer(config).fit(resume=resume)
+        return 0
 
     def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
         self.config = config
@@ -65,13 +100,18 @@ class Task:
         if config.train.ada_target > 0 and not config.train.diffaugment:
             raise config.error("train", "ada_target", "ADA adapts the probability of the [train] diffaugment policies; list some")
 
+    @property
+    def images_per_step(self) -> int:
+        """Real training images one step consumes (all critic steps of a WGAN-GP step), for the images/s log."""
+        return self.global_batch
+
     def start_phase(self, phase: str, first: bool) -> None:
         """Called when a phase begins (or resumes)."""
 
     def d_view(self, images: tf.Tensor, step: tf.Tensor, *, for_generator: bool = False) -> tf.Tensor:
         """What the discriminator sees of a real or fake batch (every family calls this before every D call).
 
-        Small-data stabilisers live here so that each task gets them by calling one method: DiffAugment
+        Small-data stabilisers live here so that each family gets them by calling one method: DiffAugment
         (with ADA's probability p) in both steps, since G must be trained through the same augmentation
         D sees; instance noise in the D step only (`for_generator=False`).
         """
@@ -119,29 +159,32 @@ class Task:
             rate.assign(rate * factor)
         log.info("  learning rates × %g", factor)
 
-    def build_models(self, **discriminator_overrides: Any) -> None:
+    def build_models(self, with_discriminator: bool = True, **discriminator_overrides: Any) -> None:
         """Generator, discriminator, their optimizers (built here, inside the strategy scope) and the EMA."""
         cfg = self.config
-        kwargs = cfg.model.as_dict()  # every [model] key is a keyword of the builders
-        self.generator = GENERATORS.get(cfg.model.generator)(**kwargs)
-        self.discriminator = DISCRIMINATORS.get(cfg.model.discriminator)(**{**kwargs, **discriminator_overrides})
+        build_generator: Callable[[], keras.Model] = lambda: GENERATORS.get(cfg.model.generator)(**cfg.model.as_dict())  # noqa: E731
+        self.generator = build_generator()
         self.g_optimizer = build_optimizer(cfg, cfg.train.g_learning_rate)
-        self.d_optimizer = build_optimizer(cfg, cfg.train.d_learning_rate)
         self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.discriminator: keras.Model | None = None
+        if with_discriminator:
+            self.discriminator = DISCRIMINATORS.get(cfg.model.discriminator)(**{**cfg.model.as_dict(), **discriminator_overrides})
+            self.d_optimizer = build_optimizer(cfg, cfg.train.d_learning_rate)
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+            self.adversarial = ADVERSARIAL_LOSSES.get(cfg.train.adversarial_loss)
         if cfg.train.ema_decay > 0:
-            self.ema = EMA(self.generator, cfg.train.ema_decay, lambda: GENERATORS.get(cfg.model.generator)(**kwargs))
-        self.adversarial = ADVERSARIAL_LOSSES.get(cfg.train.adversarial_loss)
+            self.ema = EMA(self.generator, cfg.train.ema_decay, build_generator)
         if cfg.train.ada_target > 0:
             self.ada = AdaptiveAugment(cfg.train.ada_target, cfg.train.ada_interval, cfg.train.ada_speed_images,
                                        self.global_batch)
 
     def optimizers(self) -> list[keras.optimizers.Optimizer]:
-        return [self.g_optimizer, self.d_optimizer]
+        return [self.g_optimizer] + ([self.d_optimizer] if self.discriminator is not None else [])
 
     def checkpoint_objects(self) -> dict[str, Any]:
-        objects = {"generator": self.generator, "discriminator": self.discriminator,
-                   "g_optimizer": self.g_optimizer, "d_optimizer": self.d_optimizer}
+        objects = {"generator": self.generator, "g_optimizer": self.g_optimizer}
+        if self.discriminator is not None:
+            objects.update(discriminator=self.discriminator, d_optimizer=self.d_optimizer)
         if self.ema is not None:
             objects["ema"] = self.ema.shadow
         if self.ada is not None:
@@ -158,4 +201,5 @@ class Task:
         model = self.inference_generator()
         atomic_write_with(folder / "generator.keras", model.save)  # a kill mid-save never leaves half a model
         atomic_write_with(folder / "generator.weights.h5", model.save_weights)
-        atomic_write_with(folder / "discriminator.weights.h5", self.discriminator.save_weights)
+        if self.discriminator is not None:
+            atomic_write_with(folder / "discriminator.weights.h5", self.discriminator.save_weights)

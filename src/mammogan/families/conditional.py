@@ -1,6 +1,6 @@
 """Class-conditional synthetic patches (ACGAN auxiliary head and/or projection discriminator).
 
-The patch loop, validation and export are PatchGANTask's; this task adds class ids read from the
+The patch loop, validation and export are PatchGAN's; this family adds class ids read from the
 splits' metadata.csv, a class-balanced sampler, the auxiliary class loss and per-class tiles.
 """
 
@@ -8,25 +8,47 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from ..visual.tiles import gan_tile
 from ..config.loader import Config
 from ..data.labels import split_labels
 from ..data.samplers import ClassBalancedSampler
-from ..models.sampling import balanced_labels, latent_batch, to_unit_range
 from ..losses import gradient_penalty
 from ..losses.adversarial import auxiliary_class_loss
+from ..metrics.numpy_metrics import moment_distance
+from ..models.sampling import Conditions, balanced_labels, class_count, latent_batch, to_unit_range
 from ..registry import FAMILIES
-from .patch_gan import PatchGANTask, _apply, _scale
+from ..train.steps import Logs, take_step
+from ..visual.tiles import gan_tile
+from .patch_gan import PatchGAN
 
 TILE_COLUMNS = 8  # gan_tile's row length: one row per class
 
 
 @FAMILIES.register("conditional")
-class ConditionalGANTask(PatchGANTask):
+class ConditionalGAN(PatchGAN):
     """Class-conditional DCGAN/WGAN-GP/SNGAN: D judges (image, class); G generates a requested class."""
+
+    @classmethod
+    def inference_conditions(cls, config: Config, generator: keras.Model) -> Conditions:
+        """[infer] num_samples images per [model] classes entry, which must match the trained generator's classes."""
+        classes = class_count(generator)
+        if len(config.model.classes) != classes:
+            raise config.error("model", "classes", f"the trained generator has {classes} classes; "
+                               f"list the {classes} names it was trained with, in order")
+        labels = np.repeat(np.arange(classes, dtype=np.int32), config.infer.num_samples)
+        return Conditions(len(labels), labels=labels, columns=[{"class": config.model.classes[label]} for label in labels])
+
+    @classmethod
+    def evaluation_conditions(cls, config: Config, real_dir: Path) -> Conditions:
+        """[eval] num_samples class ids spread evenly over the classes (0, 1, ..., 0, 1, ...)."""
+        return Conditions(config.eval.num_samples, labels=balanced_labels(config.eval.num_samples, len(config.model.classes)))
+
+    @classmethod
+    def class_labels(cls, config: Config, split_dir: Path) -> np.ndarray:
+        return split_labels(split_dir, config.model.classes, config.dataset.class_column, "[model] classes")
 
     def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
         if config.dataset.synthetic_dirs:
@@ -69,7 +91,8 @@ class ConditionalGANTask(PatchGANTask):
         real, labels = real
         weight = self.class_weight
         fake = generator([tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), labels], training=True)
-        with tf.GradientTape() as tape:
+
+        def loss() -> tuple[tf.Tensor, Logs]:
             real_out = discriminator([self.d_view(real, step), labels], training=True)
             fake_out = discriminator([self.d_view(fake, step), labels], training=True)
             self.observe_real_logits(real_out[0])
@@ -80,16 +103,17 @@ class ConditionalGANTask(PatchGANTask):
                 critic = lambda x: discriminator([x, labels], training=True)[0]  # noqa: E731
                 per_example += self.gp_weight * gradient_penalty(critic, real, fake)
             d_loss = self.average(per_example)
-            scaled = _scale(self.d_optimizer, d_loss)
-        _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
-        return d_loss
+            return d_loss, {"d": d_loss}
 
-    def generator_step(self, real: tuple[tf.Tensor, tf.Tensor], step: tf.Tensor) -> dict[str, tf.Tensor]:
+        return take_step(self.d_optimizer, discriminator.trainable_variables, loss)["d"]
+
+    def generator_step(self, real: tuple[tf.Tensor, tf.Tensor], step: tf.Tensor) -> Logs:
         """One G update: adversarial loss plus the auxiliary class loss of the fakes."""
         generator, discriminator = self.generator, self.discriminator
         real, labels = real
         weight = self.class_weight
-        with tf.GradientTape() as tape:
+
+        def loss() -> tuple[tf.Tensor, Logs]:
             fake = generator([tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), labels], training=True)
             real_out = discriminator([self.d_view(real, step, for_generator=True), labels], training=True)
             fake_out = discriminator([self.d_view(fake, step, for_generator=True), labels], training=True)
@@ -98,9 +122,9 @@ class ConditionalGANTask(PatchGANTask):
             if weight > 0:
                 per_example += weight * class_loss
             g_loss = self.average(per_example)
-            scaled = _scale(self.g_optimizer, g_loss)
-        _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
-        return {"g": g_loss, "g_class": self.average(class_loss)}
+            return g_loss, {"g": g_loss, "g_class": self.average(class_loss)}
+
+        return take_step(self.g_optimizer, generator.trainable_variables, loss)
 
     def sample(self, latents: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """Generated images in [0, 1], (N, H, W); classes default to the balanced fixed labels."""
@@ -115,9 +139,7 @@ class ConditionalGANTask(PatchGANTask):
         return self.discriminator([images, predicted], training=False)[0]
 
     def validate(self) -> dict[str, float]:
-        """PatchGANTask's KID on the balanced fixed batch, plus per class: D's class accuracy on fakes and moment distance."""
-        from ..metrics.numpy_metrics import moment_distance
-
+        """PatchGAN's KID on the balanced fixed batch, plus per class: D's class accuracy on fakes and moment distance."""
         metrics = super().validate()
         fake = self.sample(self.fixed_latents)
         class_logits = self.discriminator([fake[..., None] * 2.0 - 1.0, self.fixed_labels[:, None]], training=False)[1]

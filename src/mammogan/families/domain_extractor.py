@@ -26,13 +26,15 @@ import keras
 import numpy as np
 
 from ..config.loader import Config, write_resolved_config
-from ..errors import UserError
-from ..metrics.features import DOMAIN_CARD_FILE, DOMAIN_MODEL_FILE
-from ..registry import FAMILIES
 from ..core.io import atomic_write_text
 from ..core.logs import add_log_file, get_logger
-from .utility import classification_scores, labelled_splits, lesion_probabilities, train_classifier
-from ..data.labelled_patches import CLASSES, PatchSet
+from ..data.labelled_patches import CLASSES, PatchSet, labelled_splits
+from ..errors import UserError
+from ..metrics.classification import classification_scores
+from ..metrics.features import DOMAIN_CARD_FILE, DOMAIN_MODEL_FILE
+from ..registry import FAMILIES
+from ..train.classifier import lesion_probabilities, train_classifier
+from .base import Study
 
 log = get_logger("utility")
 FOLDER = "domain_extractor"
@@ -79,11 +81,11 @@ def _split_card(folder: Path, patches: PatchSet) -> dict[str, Any]:
 
 
 @FAMILIES.register("domain_extractor")
-class DomainExtractorTraining:
+class DomainExtractorStudy(Study):
     """`mammogan train` trains and saves a new version (`run`); `mammogan evaluate` shows the latest card (`summarise`)."""
 
     def __init__(self, config: Config) -> None:
-        self.config = config
+        super().__init__(config)
         self.root: Path = config.train.output_dir / FOLDER
 
     def _start(self) -> None:

@@ -1,7 +1,7 @@
 """Mask-to-image GAN (pix2pix): generate the mammogram patch that goes with a lesion mask.
 
 Every synthetic image then comes with a pixel-exact mask for segmentation training. The patch loop,
-KID validation, collapse probe and export are PatchGANTask's; this task trains on (image, mask)
+KID validation, collapse probe and export are PatchGAN's; this family trains on (image, mask)
 pairs of the patch splits (healthy patches with empty masks included), adds the pixel
 reconstruction and mode-seeking terms, and shows masks | generated | real in its tiles.
 """
@@ -10,16 +10,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from ..visual.tiles import gan_tile
 from ..config.loader import Config
+from ..data.mask_prior import inference_masks
 from ..data.patch_dataset import PatchSampler, load_masks
-from ..models.sampling import latent_batch, to_unit_range
 from ..losses import feature_matching_loss, pixel_loss_per_example
-from ..registry import LOSSES, FAMILIES
-from .patch_gan import PatchGANTask, _apply, _scale
+from ..models.sampling import Conditions, latent_batch, to_unit_range
+from ..registry import FAMILIES, LOSSES
+from ..train.steps import Logs, take_step
+from ..visual.tiles import gan_tile
+from .patch_gan import PatchGAN
 
 TILE_COLUMNS = 8  # gan_tile's row length
 LOSS_TERMS = ("pixel", "adversarial", "feature_matching", "mode_seeking")
@@ -37,7 +40,7 @@ def mode_seeking_loss(fake_a: tf.Tensor, fake_b: tf.Tensor, latent_a: tf.Tensor,
 
 
 @FAMILIES.register("mask_to_image")
-class MaskToImageTask(PatchGANTask):
+class MaskToImageGAN(PatchGAN):
     """pix2pix: G(mask, z) → image; a PatchGAN D judges the (mask, image) pair; G also pays `pixel` × pixel loss to
     the real image and, with a `mode_seeking` weight, for images that do not change with z.
 
@@ -45,6 +48,19 @@ class MaskToImageTask(PatchGANTask):
     the validation images' own masks: the same batch gives KID, the L1 to the real images and the
     collapse probe's real/fake logits.
     """
+
+    @classmethod
+    def inference_conditions(cls, config: Config, generator: keras.Model) -> Conditions:
+        """[infer] num_samples masks from the mask prior or real masks ([infer] mask_source), each with its source."""
+        masks, sources = inference_masks(config, config.infer.num_samples)
+        return Conditions(len(masks), masks=masks, columns=[{"mask_source": source} for source in sources])
+
+    @classmethod
+    def evaluation_conditions(cls, config: Config, real_dir: Path) -> Conditions:
+        """The evaluated split's own masks, cycled: generated and real sides show the same lesions."""
+        count = config.eval.num_samples
+        split_masks = load_masks(real_dir, config.model.image_size, paired=True)[0]
+        return Conditions(count, masks=split_masks[np.arange(count) % len(split_masks)])
 
     def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
         if config.dataset.synthetic_dirs:
@@ -84,7 +100,7 @@ class MaskToImageTask(PatchGANTask):
     def real_batch(self, batch: tf.Tensor) -> tf.Tensor:
         """The sampler's (image, mask) channels as (mask, patch in the generator's tanh range) pairs.
 
-        D sees each pair as one two-channel input, so PatchGANTask's D step applies unchanged (WGAN-GP
+        D sees each pair as one two-channel input, so PatchGAN's D step applies unchanged (WGAN-GP
         interpolates between pairs with the same mask) and DiffAugment moves mask and image together.
         """
         return tf.concat([batch[..., 1:], batch[..., :1] * 2.0 - 1.0], -1)
@@ -95,13 +111,14 @@ class MaskToImageTask(PatchGANTask):
         latent = tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
         return tf.concat([mask, self.generator([mask, latent], training=True)], -1)
 
-    def generator_step(self, pairs: tf.Tensor, step: tf.Tensor) -> dict[str, tf.Tensor]:
+    def generator_step(self, pairs: tf.Tensor, step: tf.Tensor) -> Logs:
         """One G update: adversarial + pixel (+ feature matching, mode seeking) terms by `[train] loss_weights`."""
         cfg, weights = self.config.train, self.loss_weights
         generator, discriminator = self.generator, self.discriminator
         mask, real = pairs[..., :1], pairs[..., 1:]
         latent = tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
-        with tf.GradientTape() as tape:
+
+        def loss() -> tuple[tf.Tensor, Logs]:
             fake = generator([mask, latent], training=True)
             real_out = discriminator(self.d_view(pairs, step, for_generator=True), training=True)
             fake_out = discriminator(self.d_view(tf.concat([mask, fake], -1), step, for_generator=True), training=True)
@@ -114,9 +131,9 @@ class MaskToImageTask(PatchGANTask):
                 other = tf.random.normal(tf.shape(latent))
                 per_example += weights["mode_seeking"] * mode_seeking_loss(fake, generator([mask, other], training=True), latent, other)
             g_loss = self.average(per_example)
-            scaled = _scale(self.g_optimizer, g_loss)
-        _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
-        return {"g": g_loss, "pixel": self.average(pixel), "adversarial": self.average(adversarial)}
+            return g_loss, {"g": g_loss, "pixel": self.average(pixel), "adversarial": self.average(adversarial)}
+
+        return take_step(self.g_optimizer, generator.trainable_variables, loss)
 
     def sample(self, latents: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
         """Generated images in [0, 1], (N, H, W); masks default to the fixed validation batch's."""
@@ -124,7 +141,7 @@ class MaskToImageTask(PatchGANTask):
         return to_unit_range(self.inference_generator()([masks[..., None], latents], training=False))
 
     def validate(self) -> dict[str, float]:
-        """PatchGANTask's KID and moments on the fixed batch, plus its mean L1 to the real images of the same masks."""
+        """PatchGAN's KID and moments on the fixed batch, plus its mean L1 to the real images of the same masks."""
         metrics = super().validate()
         fake = self.sample(self.fixed_latents)
         metrics["val/l1"] = float(np.mean(np.abs(fake - self.fixed_real)))

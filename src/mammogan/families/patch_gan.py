@@ -1,4 +1,9 @@
-"""Unconditional synthetic patches: DCGAN, WGAN-GP and SNGAN."""
+"""GANs on image patches from a latent vector: DCGAN, WGAN-GP and SNGAN (`[model] task = "dcgan"`).
+
+The conditional and mask-to-image families extend this one. Evaluation compares samples with held-out
+real patches through a feature extractor (synthetic-image evaluation); inference writes a sampled
+dataset with a manifest.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,19 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.loader import Config
-from ..data.patch_dataset import PatchSampler, load_patches, load_synthetic_patches
-from ..data.sr_dataset import load_split, lr_subdir_for, training_sampler
-from ..models.sampling import latent_batch, to_unit_range
-from ..losses import feature_matching_loss, gradient_penalty, pixel_loss_per_example
-from ..losses.perceptual import perceptual_loss_per_example, vgg_feature_model, weights_file
-from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS, LOSSES, FAMILIES
-from ..core.io import atomic_write_with
 from ..core.logs import get_logger
-from ..train.ema import EMA
-from ..train.optimizers import build_optimizer, reducible_rate
-from ..train.stabilisers import AdaptiveAugment, diff_augment
-from ..visual.tiles import crop_with_context, gan_tile, sr_epoch_title, sr_tile, tile_regions
-
-from .base import Task, _apply, _scale
+from ..data.patch_dataset import PatchSampler, load_patches, load_synthetic_patches
+from ..evaluate.synthetic import check_synthetic_evaluation, evaluate_synthetic
+from ..infer.synthetic import write_synthetic_dataset
+from ..losses import gradient_penalty
+from ..metrics.distribution import kid
+from ..metrics.features import build_random_cnn
+from ..metrics.numpy_metrics import moment_distance
+from ..models.sampling import Conditions, latent_batch, to_unit_range
+from ..registry import FAMILIES
+from ..train.steps import Logs, take_step
+from ..visual.tiles import gan_tile
+from .base import GANFamily
 
 log = get_logger("train")
 
@@ -45,7 +49,7 @@ def synthetic_patches(config: Config, size: int, real_count: int) -> np.ndarray 
 
 
 @FAMILIES.register("dcgan")
-class PatchGANTask(Task):
+class PatchGAN(GANFamily):
     """Unconditional synthetic patches: DCGAN, WGAN-GP (critic steps + gradient penalty) or SNGAN (hinge + SN).
 
     The family follows from `[train] adversarial_loss` and `[model] spectral_norm`; `wasserstein`
@@ -53,6 +57,35 @@ class PatchGANTask(Task):
     """
 
     monitor = "val/kid"
+
+    @classmethod
+    def check(cls, config: Config, command: str) -> None:
+        if command == "evaluate":
+            check_synthetic_evaluation(config)
+
+    @classmethod
+    def evaluate(cls, config: Config, output_dir: Path) -> int:
+        evaluate_synthetic(config, output_dir, cls)
+        return 0
+
+    @classmethod
+    def infer(cls, config: Config, output_dir: Path) -> int:
+        return write_synthetic_dataset(config, output_dir, cls.inference_conditions)
+
+    @classmethod
+    def inference_conditions(cls, config: Config, generator: keras.Model) -> Conditions:
+        """What `infer` feeds the trained generator besides latents: nothing, [infer] num_samples times."""
+        return Conditions(config.infer.num_samples)
+
+    @classmethod
+    def evaluation_conditions(cls, config: Config, real_dir: Path) -> Conditions:
+        """What `evaluate` feeds every generator arm besides latents: nothing, [eval] num_samples times."""
+        return Conditions(config.eval.num_samples)
+
+    @classmethod
+    def class_labels(cls, config: Config, split_dir: Path) -> np.ndarray | None:
+        """Class ids of a split's patches for per-class evaluation; None: the family has no classes."""
+        return None
 
     def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
         super().__init__(config, strategy)
@@ -81,9 +114,12 @@ class PatchGANTask(Task):
                                     "batch norm couples the examples. Use \"layer\", \"none\" or \"auto\"")
         self.build_models(normalization=normalization)
 
+    @property
+    def images_per_step(self) -> int:
+        return self.global_batch * self.critic_steps
+
     def train_dataset(self, step: int) -> tf.data.Dataset:
-        per_step = self.global_batch * self.critic_steps
-        return self.sampler.dataset(per_step, step * per_step)
+        return self.sampler.dataset(self.images_per_step, step * self.images_per_step)
 
     def real_batch(self, batch: Any) -> Any:
         """The sampler's batch as the D and G steps take it: patches in [0, 1] → the generator's tanh range."""
@@ -98,7 +134,8 @@ class PatchGANTask(Task):
         cfg = self.config.train
         discriminator = self.discriminator
         fake = self.fake_like(real)
-        with tf.GradientTape() as tape:
+
+        def loss() -> tuple[tf.Tensor, Logs]:
             real_logits = discriminator(self.d_view(real, step), training=True)[0]
             fake_logits = discriminator(self.d_view(fake, step), training=True)[0]
             self.observe_real_logits(real_logits)
@@ -106,22 +143,23 @@ class PatchGANTask(Task):
             if self.gp_weight > 0:
                 per_example += self.gp_weight * gradient_penalty(lambda x: discriminator(x, training=True)[0], real, fake)
             d_loss = self.average(per_example)
-            scaled = _scale(self.d_optimizer, d_loss)
-        _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
-        return d_loss
+            return d_loss, {"d": d_loss}
 
-    def generator_step(self, real: Any, step: tf.Tensor) -> dict[str, tf.Tensor]:
+        return take_step(self.d_optimizer, discriminator.trainable_variables, loss)["d"]
+
+    def generator_step(self, real: Any, step: tf.Tensor) -> Logs:
         """One G update against D on a per-replica part of `real_batch`; returns {"g": loss, ...}."""
         generator, discriminator = self.generator, self.discriminator
         noise = tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
-        with tf.GradientTape() as tape:
+
+        def loss() -> tuple[tf.Tensor, Logs]:
             fake = generator(noise, training=True)
             real_logits = discriminator(self.d_view(real, step, for_generator=True), training=True)[0]
             fake_logits = discriminator(self.d_view(fake, step, for_generator=True), training=True)[0]
             g_loss = self.average(self.adversarial.generator(real_logits, fake_logits))
-            scaled = _scale(self.g_optimizer, g_loss)
-        _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
-        return {"g": g_loss}
+            return g_loss, {"g": g_loss}
+
+        return take_step(self.g_optimizer, generator.trainable_variables, loss)
 
     def train_step(self, phase: str) -> Callable:
         """`n_critic` D updates on consecutive parts of the batch, then one G update on the first part.
@@ -145,10 +183,6 @@ class PatchGANTask(Task):
         return to_unit_range(self.inference_generator()(latents, training=False))
 
     def validate(self) -> dict[str, float]:
-        from ..metrics.numpy_metrics import moment_distance
-        from ..metrics.distribution import kid
-        from ..metrics.features import build_random_cnn
-
         if not hasattr(self, "_extractor"):
             # Untrained, seeded CNN: weight-free and offline; enough to rank epochs of one run.
             self._extractor = build_random_cnn(seed=self.config.train.seed)

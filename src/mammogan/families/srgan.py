@@ -1,39 +1,35 @@
-"""SRGAN: phase 1 pixel-loss pre-training, phase 2 adversarial fine-tuning."""
+"""SRGAN (Ledig et al. 2017): phase 1 pixel-loss pre-training, phase 2 adversarial fine-tuning.
+
+Evaluation compares the generator with bicubic interpolation on the test split (whole images and
+lesion ROIs); inference super-resolves a folder of full-field images tile by tile.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from ..config.loader import Config
-from ..data.patch_dataset import PatchSampler, load_patches, load_synthetic_patches
 from ..data.sr_dataset import load_split, lr_subdir_for, training_sampler
-from ..models.sampling import latent_batch, to_unit_range
-from ..losses import feature_matching_loss, gradient_penalty, pixel_loss_per_example
+from ..evaluate.sr import evaluate_super_resolution
+from ..infer.super_resolution import super_resolve_folder
+from ..losses import feature_matching_loss, pixel_loss_per_example
 from ..losses.perceptual import perceptual_loss_per_example, vgg_feature_model, weights_file
-from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS, LOSSES, FAMILIES
-from ..core.io import atomic_write_with
-from ..core.logs import get_logger
-from ..train.ema import EMA
-from ..train.optimizers import build_optimizer, reducible_rate
-from ..train.stabilisers import AdaptiveAugment, diff_augment
-from ..visual.tiles import crop_with_context, gan_tile, sr_epoch_title, sr_tile, tile_regions
-
-from .base import Task, _apply, _scale
-
-log = get_logger("train")
-
+from ..metrics.numpy_metrics import bicubic_upscale, psnr_np, ssim_np
+from ..registry import FAMILIES, LOSSES
+from ..train.steps import take_step
+from ..visual.tiles import crop_with_context, sr_epoch_title, sr_tile, tile_regions
+from .base import GANFamily
 
 # Phase-2 generator loss terms and their default weights.
 SR_LOSS_TERMS = {"pixel": 1.0, "adversarial": 1e-3, "feature_matching": 0.0, "perceptual": 0.0}
 
 
 @FAMILIES.register("srgan")
-class SRGANTask(Task):
+class SRGAN(GANFamily):
     """SRGAN: phase 1 pixel-loss pre-training, phase 2 adversarial fine-tuning from the phase-1 weights."""
 
     monitor = "val/psnr_gain"
@@ -57,13 +53,20 @@ class SRGANTask(Task):
         self.loss_weights = {**SR_LOSS_TERMS, **config.train.loss_weights}
         self.regions = tile_regions(self.valid_split, config.train.tile_images)
         # The validation images never change, so their bicubic PSNR is computed once.
-        from ..metrics.numpy_metrics import bicubic_upscale, psnr_np
-
         self.bicubic_psnr = [psnr_np(hr, np.clip(bicubic_upscale(lr, self.scale), 0, 1), 1.0)
                              for lr, hr in zip(self.valid_split.lr, self.valid_split.hr)]
 
+    @classmethod
+    def evaluate(cls, config: Config, output_dir: Path) -> int:
+        evaluate_super_resolution(config, output_dir)
+        return 0
+
+    @classmethod
+    def infer(cls, config: Config, output_dir: Path) -> int:
+        return super_resolve_folder(config, output_dir)
+
     def build(self) -> None:
-        self.build_models()
+        self.build_models(with_discriminator=self.config.train.gan_steps > 0)
         self.pixel_loss = LOSSES.get(self.config.train.pixel_loss)  # resolved outside the traced step
         if self.loss_weights["perceptual"] > 0:
             setting = self.config.train.perceptual_weights
@@ -90,24 +93,25 @@ class SRGANTask(Task):
 
         def pretrain(batch, step):
             lr, hr, mask = batch
-            with tf.GradientTape() as tape:
-                sr = generator(lr, training=True)
-                loss = self.average(self._pixel(hr, sr, mask))
-                scaled = _scale(self.g_optimizer, loss)
-            _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
-            return {"pixel": loss}
+
+            def pixel_loss():
+                loss = self.average(self._pixel(hr, generator(lr, training=True), mask))
+                return loss, {"pixel": loss}
+
+            return take_step(self.g_optimizer, generator.trainable_variables, pixel_loss)
 
         def adversarial(batch, step):
             lr, hr, mask = batch
             sr = generator(lr, training=True)
-            with tf.GradientTape() as tape:
+
+            def discriminator_loss():
                 real_logits = discriminator(self.d_view(hr, step), training=True)[0]
                 fake_logits = discriminator(self.d_view(sr, step), training=True)[0]
                 self.observe_real_logits(real_logits)
                 d_loss = self.average(self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing))
-                scaled = _scale(self.d_optimizer, d_loss)
-            _apply(self.d_optimizer, tape, scaled, discriminator.trainable_variables)
-            with tf.GradientTape() as tape:
+                return d_loss, {"d": d_loss}
+
+            def generator_loss():
                 sr = generator(lr, training=True)
                 real_out = discriminator(self.d_view(hr, step, for_generator=True), training=False)
                 fake_out = discriminator(self.d_view(sr, step, for_generator=True), training=False)
@@ -119,9 +123,10 @@ class SRGANTask(Task):
                 if weights["perceptual"] > 0:
                     per_example += weights["perceptual"] * perceptual_loss_per_example(self.vgg_features, hr, sr)
                 g_loss = self.average(per_example)
-                scaled = _scale(self.g_optimizer, g_loss)
-            _apply(self.g_optimizer, tape, scaled, generator.trainable_variables)
-            return {"d": d_loss, "g": g_loss, "pixel": self.average(pixel), "adversarial": self.average(adv)}
+                return g_loss, {"g": g_loss, "pixel": self.average(pixel), "adversarial": self.average(adv)}
+
+            logs = take_step(self.d_optimizer, discriminator.trainable_variables, discriminator_loss)
+            return {**logs, **take_step(self.g_optimizer, generator.trainable_variables, generator_loss)}
 
         return pretrain if phase == "pretrain" else adversarial
 
@@ -130,8 +135,6 @@ class SRGANTask(Task):
         return np.clip(np.asarray(output, dtype=np.float32)[0, ..., 0], 0.0, 1.0)
 
     def validate(self) -> dict[str, float]:
-        from ..metrics.numpy_metrics import psnr_np, ssim_np
-
         outputs = [self.super_resolve(lr) for lr in self.valid_split.lr]
         psnr = [psnr_np(hr, sr, 1.0) for hr, sr in zip(self.valid_split.hr, outputs)]
         ssim = [ssim_np(hr, sr, 1.0) for hr, sr in zip(self.valid_split.hr, outputs)]

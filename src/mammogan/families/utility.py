@@ -19,17 +19,20 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import keras
 import matplotlib
 import numpy as np
-from scipy.stats import rankdata, ttest_1samp
+from scipy.stats import ttest_1samp
 
-from ..config.loader import Config, write_resolved_config
-from ..errors import DataError, UserError
-from ..registry import FAMILIES, CLASSIFIERS
+from ..config.loader import Config, start_output_folder
 from ..core.io import atomic_path, atomic_write_csv, atomic_write_with
-from ..core.logs import add_log_file, get_logger
-from ..data.labelled_patches import CLASSES, ORIGINS, PatchSet, augmented_patches, check_disjoint, real_split, synthetic_patches
+from ..core.logs import get_logger
+from ..data.labelled_patches import (CLASSES, ORIGINS, PatchSet, augmented_patches, check_disjoint, labelled_splits,
+                                     synthetic_patches)
+from ..errors import DataError, UserError
+from ..metrics.classification import classification_scores
+from ..registry import FAMILIES
+from ..train.classifier import lesion_probabilities, train_classifier
+from .base import Study
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -46,69 +49,6 @@ COUNTS = ("train_real", "train_augmented", "train_synthetic", "train_lesion", "t
 RUNS_CSV = "utility_runs.csv"
 
 
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (Mann-Whitney U with tied scores counted half); NaN without both classes."""
-    positives = int(labels.sum())
-    negatives = len(labels) - positives
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
-def classification_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
-    """Accuracy, AUC, lesion-class F1 and per-class recall of P(lesion) thresholded at 0.5."""
-    predicted, lesion = probabilities >= 0.5, labels == 1
-    tp, tn = int(np.sum(predicted & lesion)), int(np.sum(~predicted & ~lesion))
-    fp, fn = int(np.sum(predicted & ~lesion)), int(np.sum(~predicted & lesion))
-    return {
-        "accuracy": (tp + tn) / len(labels),
-        "auc": roc_auc(labels, probabilities),
-        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
-        "recall_lesion": tp / (tp + fn) if tp + fn else float("nan"),
-        "recall_normal": tn / (tn + fp) if tn + fp else float("nan"),
-    }
-
-
-def balanced_weights(labels: np.ndarray) -> np.ndarray:
-    """Per-sample weights that give each class the same total weight (lesions are the minority)."""
-    counts = np.bincount(labels, minlength=len(CLASSES))
-    return (len(labels) / (len(CLASSES) * counts[labels])).astype(np.float32)
-
-
-def labelled_splits(config: Config, purpose: str) -> tuple[PatchSet, PatchSet, PatchSet]:
-    """The real train, valid and test patch splits with their lesion/normal labels; each must hold both classes."""
-    keys = ("train_dir", "valid_dir", "test_dir")
-    train, valid, test = (real_split(config.need("dataset", key, purpose), config.model.image_size) for key in keys)
-    for key, split in zip(keys, (train, valid, test)):
-        if len(np.unique(split.labels)) < len(CLASSES):
-            raise config.error("dataset", key, f"needs both lesion and normal patches for {purpose}")
-    return train, valid, test
-
-
-def train_classifier(config: Config, seed: int, train: PatchSet, valid: PatchSet) -> tuple[keras.Model, int]:
-    """The [utility] classifier trained from scratch with `seed` (weights and batch order), class-balanced.
-
-    Returns the model with the weights of the epoch of lowest class-balanced `valid` loss, and that epoch (from 1).
-    """
-    keras.utils.set_random_seed(seed)
-    build = CLASSIFIERS.get(config.utility.classifier, f"{config.path}: [utility] classifier")
-    model = build(input_size=config.model.image_size, filters=config.utility.filters)
-    model.compile(optimizer=keras.optimizers.Adam(config.utility.learning_rate), loss="binary_crossentropy")
-    best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.utility.epochs, restore_best_weights=True)
-    validation = (valid.images[..., None], valid.labels.astype(np.float32), balanced_weights(valid.labels))
-    model.fit(train.images[..., None], train.labels.astype(np.float32), sample_weight=balanced_weights(train.labels),
-              batch_size=config.train.batch_size, epochs=config.utility.epochs, validation_data=validation,
-              shuffle=True, verbose=0, callbacks=[best])
-    return model, best.best_epoch + 1
-
-
-def lesion_probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """P(lesion) of (N, S, S) patches; direct calls in chunks of 256, so no per-model retracing."""
-    return np.concatenate([np.asarray(model(images[start : start + 256, ..., None], training=False))[:, 0]
-                           for start in range(0, len(images), 256)])
-
-
 def _mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (NaN for a single value), rounded to 1e-9 so that equal
     differences of fractions like 5/6 - 4/6 and 11/12 - 9/12 show a spread of 0, not 6e-17."""
@@ -118,17 +58,15 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 @FAMILIES.register("utility")
-class UtilityBenchmark:
+class UtilityStudy(Study):
     """`mammogan train` runs it (`run`), `mammogan evaluate` re-summarises the finished runs (`summarise`)."""
 
     def __init__(self, config: Config) -> None:
-        self.config = config
+        super().__init__(config)
         self.output_dir: Path = config.train.output_dir
 
     def _start(self) -> None:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        add_log_file(self.output_dir, "utility.log")
-        write_resolved_config(self.config, self.output_dir)
+        start_output_folder(self.config, self.output_dir, "utility.log")
 
     def _data(self) -> tuple[dict[str, PatchSet], PatchSet, PatchSet]:
         """Training set per arm, and the real validation and test splits (checked disjoint from every arm)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from ..config.loader import Config
 from ..errors import UserError
@@ -27,3 +28,19 @@ def load_model(path: Path) -> keras.Model:
 
 def load_generator(config: Config) -> keras.Model:
     return load_model(generator_path(config))
+
+
+def load_sr_generator(config: Config) -> keras.Model:
+    """The run's SR generator, refused when its upscaling factor is not [model] scale.
+
+    The factor comes from the saved network itself (one tiny forward pass), so a config whose scale was
+    edited after training cannot silently produce images of the wrong size.
+    """
+    path = generator_path(config)
+    model = load_model(path)
+    probe = 8
+    built = int(model(np.zeros((1, probe, probe, 1), np.float32), training=False).shape[1]) // probe
+    if built != config.model.scale:
+        raise config.error("model", "scale", f"the trained generator {path} upscales ×{built} (it was trained with "
+                           f"scale = {built}); set scale = {built}, or train a ×{config.model.scale} model")
+    return model

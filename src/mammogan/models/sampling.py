@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """What a generator is fed besides its latents, for `count` samples (a family decides; None: not conditioned)."""
+
+    count: int
+    labels: np.ndarray | None = None  # (count,) class ids of a conditional generator
+    masks: np.ndarray | None = None  # (count, H, W) in {0, 1} of a mask-to-image generator
+    columns: list[dict[str, object]] = field(default_factory=list)  # per sample: extra manifest columns
+
+
+def sample_name(seed: int, index: int) -> str:
+    """File name of synthetic sample `index` of latent seed `seed` (`infer` writes it, `evaluate` names its samples alike)."""
+    return f"synthetic_s{seed}_{index:05d}.png"
 
 
 def latent_batch(count: int, latent_dim: int, seed: int) -> np.ndarray:

@@ -108,3 +108,11 @@ class AdaptiveAugment:
         self.r_t.assign(tf.where(ready, r_t, self.r_t))
         self.sign_sum.assign(tf.where(ready, 0.0, total))
         self.count.assign(tf.where(ready, 0.0, count))
+
+
+def with_instance_noise(images: tf.Tensor, step: tf.Tensor, initial_std: float, total_steps: float) -> tf.Tensor:
+    """Gaussian instance noise for D inputs, annealed linearly to 0 over training (keeps D from winning early)."""
+    if initial_std <= 0:
+        return images
+    std = initial_std * tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / total_steps)
+    return images + tf.random.normal(tf.shape(images), stddev=std)

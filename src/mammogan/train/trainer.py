@@ -1,9 +1,10 @@
-"""The generic Trainer: one training loop that every task (SRGAN, DCGAN, WGAN-GP, ...) plugs into.
+"""The generic Trainer: one training loop that every GAN family (SRGAN, DCGAN, WGAN-GP, ...) plugs into.
 
 The Trainer owns everything that is the same for all GANs: the distribution strategy, mixed
 precision and XLA switches, checkpoints and resume, the NaN guard, per-epoch validation, CSV and
 TensorBoard logs, best-model export, early stopping, reduce-on-plateau, the stop file and the
-epoch-change tiles. A task owns its models, data and train steps (see `tasks.Task`).
+epoch-change tiles. A family owns its models, data and train steps (see `families.base.GANFamily`; the Trainer finds it in the
+FAMILIES registry by `[model] task`).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import tensorflow as tf
 
 from ..config.loader import Config, write_resolved_config
 from ..errors import UserError
-from ..registry import FAMILIES
 from ..core.io import atomic_write_text
 from ..core.logs import add_log_file, get_logger
-from .collapse import CollapseMonitor
+from ..registry import FAMILIES
 from ..visual.plots import plot_history, write_contact_sheet
+from .collapse import CollapseMonitor
 
 log = get_logger("train")
 STOP_FILE = "STOP"
@@ -71,7 +72,11 @@ class Trainer:
             # One XLA cluster cannot reach the other replicas' variables; Keras turns XLA off under tf.distribute too.
             raise config.error("train", "jit_compile", f"XLA works on one replica; strategy = \"{config.train.strategy}\" "
                                f"has {self.strategy.num_replicas_in_sync}. Set jit_compile = false, or train on one device")
-        self.task = FAMILIES.get(config.model.task, f"{config.path}: [model] task")(config, self.strategy)
+        family = FAMILIES.get(config.model.task, f"{config.path}: [model] task")
+        if not family.trained_by_loop:
+            raise config.error("model", "task", "a study runs its own training (`mammogan train`), not the Trainer loop")
+        family.check(config, "train")
+        self.task = family(config, self.strategy)
         self.is_chief = is_chief(self.strategy)
         resolver = getattr(self.strategy, "cluster_resolver", None)
         worker = resolver.task_id if resolver is not None and resolver.task_type else 0
@@ -172,7 +177,7 @@ class Trainer:
                 count += 1
                 if step % cfg.steps_per_epoch == 0 or step == phase_end:
                     elapsed = time.perf_counter() - started
-                    rate = count * cfg.batch_size / max(elapsed, 1e-9)
+                    rate = count * self.task.images_per_step / max(elapsed, 1e-9)
                     self.epoch.assign_add(1)
                     epoch = int(self.epoch.numpy())
                     means = {f"{phase}/{k}": v / count for k, v in sums.items()}

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..core.io import atomic_write_bytes
+from ..metrics.numpy_metrics import bicubic_upscale, psnr_np
 
 PANEL = 256  # displayed panel side in pixels
 HEADER = 34
@@ -84,8 +85,8 @@ def _save(path: Path, canvas: np.ndarray) -> None:
 
 
 def _psnr(reference: np.ndarray, test: np.ndarray) -> float:
-    mse = float(np.mean((reference - test) ** 2))
-    return 99.0 if mse == 0 else 10 * np.log10(1.0 / mse)
+    """PSNR for a panel label, capped at 99 dB so identical crops still print a number."""
+    return min(psnr_np(reference, test, 1.0), 99.0)
 
 
 def crop_with_context(split, region: Region, super_resolve: Callable[[np.ndarray], np.ndarray], margin: int = 8) -> np.ndarray:
@@ -106,7 +107,6 @@ def sr_epoch_title(epoch: int, metrics: dict[str, float]) -> str:
 
 def sr_tile(path: Path, title: str, split, regions: list[Region], sr_crop: Callable[[Region], np.ndarray]) -> None:
     """`sr_crop(region)` returns the model's HR-size output for a region."""
-    from ..metrics.numpy_metrics import bicubic_upscale
 
     scale = split.scale
     columns = ["LR (nearest)", "bicubic", "SR", "HR"]
