@@ -55,6 +55,10 @@ def test_wgan_gp_family_defaults_and_critic_steps(prepared_sample, tmp_path):
     rows = history(tmp_path / "out")
     assert int(rows[-1]["step"]) == STEPS and finite_losses(rows)
     assert all(float(row["aug/p"]) == 1.0 for row in rows)  # plain DiffAugment: every example augmented
+    # images/s counts every real image the epoch consumed: n_critic batches per generator step.
+    for before, row in zip(rows, rows[1:]):
+        images = (int(row["step"]) - int(before["step"])) * train["batch_size"] * 5
+        assert float(row["images_per_s"]) * float(row["seconds"]) == pytest.approx(images, rel=0.02)
 
 
 def test_sngan_family_is_spectral_normalised_with_ada(prepared_sample, tmp_path):

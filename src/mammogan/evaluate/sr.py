@@ -80,8 +80,8 @@ class SREvaluation:
 
     def run(self) -> dict[str, dict[str, float]]:
         cfg = self.config
+        runner = make_runner(load_sr_generator(cfg))  # first: a scale the model was not built with is the likelier mistake
         split = load_split(cfg.need("dataset", "test_dir", "evaluate"), self.scale, lr_subdir_for(cfg), cfg.dataset.data_range)
-        runner = make_runner(load_sr_generator(cfg))
         metrics = cfg.eval.metrics
         border = cfg.eval.border_crop
         rows = []
