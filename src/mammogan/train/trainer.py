@@ -52,6 +52,54 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
                                              and "chief" not in resolver.cluster_spec().as_dict())
 
 
+RUN_OUTPUTS = ("models", "train_metrics.csv", "epoch_tiles", "checkpoints")
+
+
+def holds_run(folder: Path) -> bool:
+    """Whether a run folder already holds a training run's outputs."""
+    return any((folder / name).exists() for name in RUN_OUTPUTS)
+
+
+def checkpoint_paths(folder: Path) -> list[str]:
+    """The checkpoint prefixes (`folder/ckpt-<step>`) found from the files themselves, oldest first.
+
+    Read from the `.index` files rather than the `checkpoint` state file, so a missing, empty or garbled
+    state file cannot hide checkpoints that are intact.
+    """
+    steps = []
+    for index in folder.glob("ckpt-*.index"):
+        number = index.name[len("ckpt-"):-len(".index")]
+        if number.isdigit():
+            steps.append(int(number))
+    return [str(folder / f"ckpt-{step}") for step in sorted(steps)]
+
+
+def repair_checkpoint_state(folder: Path) -> None:
+    """Rewrite the CheckpointManager's `checkpoint` state file when it does not list the checkpoint files on disk.
+
+    The manager reads the list of its checkpoints (and which to delete past keep_checkpoints) from that file;
+    when it is missing, empty or garbled, the manager would forget intact checkpoints or fail to start.
+    """
+    paths = checkpoint_paths(folder)
+    if not paths:
+        return
+    state_file = folder / "checkpoint"
+    try:
+        state = tf.train.get_checkpoint_state(str(folder))
+        listed = [str(folder / Path(p).name) for p in state.all_model_checkpoint_paths] if state is not None else []
+    except ValueError:  # an empty state file: "Invalid checkpoint state"
+        listed = []
+    if listed and set(listed) <= set(paths) and listed[-1] == paths[-1]:
+        return
+    stamps = [Path(p + ".index").stat().st_mtime for p in paths]
+    lines = [f'model_checkpoint_path: "{Path(paths[-1]).name}"']
+    lines += [f'all_model_checkpoint_paths: "{Path(p).name}"' for p in paths]
+    lines += [f"all_model_checkpoint_timestamps: {stamp!r}" for stamp in stamps]
+    lines.append(f"last_preserved_timestamp: {min(stamps) - 1.0!r}")
+    atomic_write_text(state_file, "\n".join(lines) + "\n")
+    log.warning("Checkpoint state file %s was missing or unreadable; rebuilt it from %d checkpoint files.", state_file, len(paths))
+
+
 def configure_devices() -> None:
     """Let TensorFlow grow GPU memory as needed instead of grabbing it all (no-op on CPU)."""
     for gpu in tf.config.list_physical_devices("GPU"):
@@ -87,20 +135,23 @@ class Trainer:
     def _checkpoint(self) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
         checkpoint = tf.train.Checkpoint(step=self.step, epoch=self.epoch, best=self.best, stale=self.stale,
                                          **self.task.checkpoint_objects())
+        repair_checkpoint_state(self.checkpoint_dir)
         manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=self.config.train.keep_checkpoints)
         return checkpoint, manager
 
-    def _restore(self, checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager) -> None:
-        """Restore the newest readable checkpoint; a corrupt one falls back to the previous with a warning."""
-        for path in reversed(manager.checkpoints):
+    def _restore(self, checkpoint: tf.train.Checkpoint) -> None:
+        """Restore the newest readable checkpoint file; a corrupt one falls back to the previous with a warning."""
+        paths = checkpoint_paths(self.checkpoint_dir)
+        for path in reversed(paths):
             try:
                 checkpoint.restore(path).assert_existing_objects_matched()
                 log.info("Resumed from %s (step %d, epoch %d).", path, int(self.step.numpy()), int(self.epoch.numpy()))
                 return
             except (tf.errors.OpError, ValueError, AssertionError, IndexError, KeyError) as error:
                 log.warning("Checkpoint %s is unreadable (%s); trying the previous one.", path, str(error).splitlines()[0])
-        if manager.checkpoints:
-            raise UserError(f"{self.output_dir / 'checkpoints'}: no readable checkpoint; use --restart to start over.")
+        if paths:
+            raise UserError(f"{self.checkpoint_dir}: no readable checkpoint; use --restart to start over "
+                            "(the run is then kept under a timestamped name).")
 
     def _roll_back(self, checkpoint: tf.train.Checkpoint, manager: tf.train.CheckpointManager, good_step: int) -> None:
         """Restore the checkpoint saved at `good_step` and go on with the learning rates × lr_decay_factor."""
@@ -117,8 +168,22 @@ class Trainer:
                     int(self.step.numpy()), int(self.epoch.numpy()), self.monitor.rollbacks, self.monitor.max_rollbacks)
 
     # ---------------------------------------------------------------- loop
+    def _protect_previous_run(self, resume: bool) -> None:
+        """Never overwrite a run: resume it, or with --restart move it aside first; refuse a run that cannot resume."""
+        if not self.is_chief or not holds_run(self.output_dir):
+            return
+        if not resume:
+            kept = self.output_dir.with_name(f"{self.output_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+            self.output_dir.rename(kept)
+            log.info("--restart: the previous run in %s is kept as %s.", self.output_dir, kept)
+        elif not checkpoint_paths(self.checkpoint_dir):
+            raise UserError(f"{self.output_dir} ([train] output_dir) holds a run with no checkpoint to resume from; training "
+                            "would overwrite its models and metrics. Use --restart to keep it under a timestamped name "
+                            "and start over, or set another output_dir.")
+
     def fit(self, resume: bool = True) -> dict[str, float]:
         cfg = self.config.train
+        self._protect_previous_run(resume)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if self.is_chief:
             add_log_file(self.output_dir, "train.log")
@@ -132,9 +197,7 @@ class Trainer:
             self.stale = tf.Variable(0, dtype=tf.int64, trainable=False, name="stale_epochs")
         checkpoint, manager = self._checkpoint()
         if resume:
-            self._restore(checkpoint, manager)
-        elif manager.checkpoints:
-            log.info("--restart: ignoring %d existing checkpoints.", len(manager.checkpoints))
+            self._restore(checkpoint)
         if int(self.step.numpy()) == 0:
             if self.is_chief:
                 self.task.export(self.output_dir / "models" / "initial")  # the step-0 baseline for evaluation
