@@ -1,4 +1,5 @@
-"""Fault injection: damaged checkpoint state, runs that must not be overwritten, restarts that keep the old run.
+"""Fault injection: damaged checkpoint state, runs that must not be overwritten, restarts that keep the old run,
+and exact resume after a kill.
 
 Each case goes through the `mammogan` entry point and checks the exit code, that the message names the
 file/key, and that nothing already written was lost.
@@ -6,9 +7,16 @@ file/key, and that nothing already written was lost.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import keras
+import numpy as np
 import pytest
 
 from mammogan.cli import main
@@ -101,3 +109,78 @@ def test_unreadable_checkpoints_are_a_user_error(finished_run, tmp_path, caplog)
     assert main(["train", str(run / "train_eval_infer.config")]) == 2
     assert f"{run / 'output' / 'checkpoints'}: no readable checkpoint; use --restart" in message(caplog)
     assert snapshot(run) == before
+
+
+GAN_CONFIG = """
+[model]
+task = "dcgan"
+generator = "dcgan"
+discriminator = "dcgan"
+image_size = 32
+latent_dim = 16
+filters = 8
+d_filters = 8
+[dataset]
+train_dir = "{data}/patches/train"
+valid_dir = "{data}/patches/valid"
+[train]
+batch_size = 8
+gan_steps = {steps}
+steps_per_epoch = 4
+ema_decay = 0.9
+diffaugment = ["translation", "cutout", "color"]
+ada_target = 0.6
+ada_interval = 1
+ada_speed_images = 500.0
+instance_noise = 0.1
+"""
+
+
+def exact_resume_config(kind: str, folder: Path, data: Path, steps: int) -> Path:
+    """A run whose every step draws random numbers: SR (crops, then adversarial steps) or DCGAN (latents,
+    DiffAugment with ADA, instance noise)."""
+    if kind == "sr":
+        return sr_config(folder, data, f"""
+            batch_size = 4
+            pretrain_steps = {steps // 2}
+            gan_steps = {steps - steps // 2}
+            steps_per_epoch = 4
+            ema_decay = 0.9
+            instance_noise = 0.1
+            diffaugment = ["translation"]
+        """)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "train_eval_infer.config"
+    path.write_text(GAN_CONFIG.format(data=data, steps=steps))
+    return path
+
+
+def final_weights(run: Path) -> list[np.ndarray]:
+    model = keras.models.load_model(run / "output" / "models" / "final" / "generator.keras", compile=False)
+    return [np.asarray(w) for w in model.weights]
+
+
+@pytest.mark.parametrize("kind", ["sr", "dcgan"])
+def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(kind, prepared_sample, tmp_path):
+    steps = 24
+    clean = tmp_path / "clean"
+    assert main(["train", str(exact_resume_config(kind, clean, prepared_sample, steps))]) == 0
+
+    killed = tmp_path / "killed"
+    config = exact_resume_config(kind, killed, prepared_sample, steps)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen([sys.executable, "-m", "mammogan", "train", str(config)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = killed / "output" / "checkpoints" / "ckpt-4.index"
+    deadline = time.time() + 240
+    while time.time() < deadline and not first.exists() and process.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch's steps, past the checkpoint
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it was killed"
+    assert not (killed / "output" / "models" / "final").exists()
+    assert main(["train", str(config)]) == 0  # resumes from the last checkpoint it finds
+
+    for clean_weight, resumed_weight in zip(final_weights(clean), final_weights(killed), strict=True):
+        np.testing.assert_allclose(resumed_weight, clean_weight, rtol=0, atol=1e-6)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from mammogan.train.randomness import StepRandom
 from mammogan.train.stabilisers import AdaptiveAugment, cutout, diff_augment, translation
 
 
@@ -18,7 +19,7 @@ from mammogan.train.stabilisers import AdaptiveAugment, cutout, diff_augment, tr
 def test_translation_shifts_each_example_by_at_most_an_eighth_with_zero_fill(channels):
     tf.random.set_seed(0)
     images = tf.ones([16, 32, 32, channels])
-    shifted = translation(images).numpy()
+    shifted = translation(images, StepRandom(0, tf.constant(0))).numpy()
     assert shifted.shape == (16, 32, 32, channels)
     zero_rows = (shifted[..., 0] == 0).all(axis=2).sum(axis=1)  # rows shifted in from outside
     zero_cols = (shifted[..., 0] == 0).all(axis=1).sum(axis=1)
@@ -29,7 +30,7 @@ def test_translation_shifts_each_example_by_at_most_an_eighth_with_zero_fill(cha
 
 def test_cutout_zeroes_one_clipped_half_size_square_per_example():
     tf.random.set_seed(1)
-    kept = cutout(tf.ones([32, 32, 32, 2])).numpy()
+    kept = cutout(tf.ones([32, 32, 32, 2]), StepRandom(0, tf.constant(0))).numpy()
     zeros = (kept[..., 0] == 0).sum(axis=(1, 2))
     assert zeros.min() >= 8 * 8 and zeros.max() <= 16 * 16  # the 16×16 square, at worst clipped to a corner quarter
     assert np.array_equal(kept[..., 0], kept[..., 1])  # the same square in every channel
@@ -41,11 +42,11 @@ def test_diff_augment_is_differentiable_and_respects_the_probability():
     images = tf.random.uniform([8, 16, 16, 1], -1.0, 1.0)
     with tf.GradientTape() as tape:
         tape.watch(images)
-        out = diff_augment(images, ["translation", "cutout", "color"])
+        out = diff_augment(images, ["translation", "cutout", "color"], StepRandom(0, tf.constant(0)))
         loss = tf.reduce_sum(out**2)
     gradient = tape.gradient(loss, images)
     assert gradient is not None and float(tf.reduce_sum(tf.abs(gradient))) > 0
-    assert np.array_equal(diff_augment(images, ["translation", "cutout", "color"], tf.constant(0.0)).numpy(), images.numpy())
+    assert np.array_equal(diff_augment(images, ["translation", "cutout", "color"], StepRandom(0, tf.constant(1)), tf.constant(0.0)).numpy(), images.numpy())
     changed = np.abs(out.numpy() - images.numpy()).reshape(8, -1).max(axis=1) > 0
     assert changed.all()
 
@@ -69,6 +70,7 @@ REPLICA_SCRIPT = """
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from mammogan.train.randomness import StepRandom
 from mammogan.train.stabilisers import AdaptiveAugment, diff_augment
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -81,7 +83,7 @@ batches = iter(strategy.experimental_distribute_dataset(tf.data.Dataset.from_ten
 def step(batch):
     def replica(x):
         ada.observe(x)
-        return tf.reduce_mean(diff_augment(tf.ones([4, 8, 8, 1]), ["translation"], ada.p))
+        return tf.reduce_mean(diff_augment(tf.ones([4, 8, 8, 1]), ["translation"], StepRandom(0, tf.constant(0)), ada.p))
     strategy.run(replica, args=(batch,))
     ada.update()
 
@@ -101,3 +103,16 @@ def test_ada_statistics_are_summed_over_two_replicas(tmp_path):
     values = [tuple(map(float, line.split()[1:])) for line in result.stdout.splitlines() if line.startswith("ADA")]
     # r_t = (6 - 2) / 8 over both replicas (one replica alone would give 1.0 or 0.0); p += 8 / 40 per step.
     assert values[0] == pytest.approx((0.5, 0.2)) and values[1] == pytest.approx((0.5, 0.4))
+
+
+def test_step_random_depends_only_on_seed_step_and_draw_number():
+    """A resumed run re-traces the step and must draw the same numbers at the same step."""
+    def draws(seed: int, step: int) -> list[np.ndarray]:
+        random = StepRandom(seed, tf.constant(step, tf.int64))
+        return [random.normal([4]).numpy(), random.uniform([4]).numpy()]
+
+    first, again = draws(3, 10), draws(3, 10)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], draws(3, 11)[0]) and not np.array_equal(first[0], draws(4, 10)[0])
+    random = StepRandom(3, tf.constant(10, tf.int64))
+    assert not np.array_equal(random.normal([4]).numpy(), random.normal([4]).numpy())  # each draw has its own seed

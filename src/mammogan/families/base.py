@@ -20,6 +20,7 @@ from ..core.logs import get_logger
 from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS
 from ..train.ema import EMA
 from ..train.optimizers import build_optimizer, reducible_rate
+from ..train.randomness import StepRandom
 from ..train.stabilisers import AdaptiveAugment, diff_augment, with_instance_noise
 from ..train.trainer import Trainer
 
@@ -108,6 +109,10 @@ class GANFamily(Family):
     def start_phase(self, phase: str, first: bool) -> None:
         """Called when a phase begins (or resumes)."""
 
+    def begin_step(self, step: tf.Tensor) -> None:
+        """Called by the Trainer at the start of every traced step, per replica: the step's random draws start here."""
+        self.random = StepRandom(self.config.train.seed, step)
+
     def d_view(self, images: tf.Tensor, step: tf.Tensor, *, for_generator: bool = False) -> tf.Tensor:
         """What the discriminator sees of a real or fake batch (every family calls this before every D call).
 
@@ -117,11 +122,11 @@ class GANFamily(Family):
         """
         cfg = self.config.train
         if cfg.diffaugment:
-            images = diff_augment(images, cfg.diffaugment, self.ada.p if self.ada is not None else 1.0)
+            images = diff_augment(images, cfg.diffaugment, self.random, self.ada.p if self.ada is not None else 1.0)
         if for_generator:
             return images
         total_steps = float(max(1, sum(s for _, s in self.phases)))
-        return with_instance_noise(images, step, cfg.instance_noise, total_steps)
+        return with_instance_noise(images, step, cfg.instance_noise, total_steps, self.random)
 
     def observe_real_logits(self, real_logits: tf.Tensor) -> None:
         """Called in the discriminator step with D's raw outputs on real images: ADA accumulates sign(D(real))."""
@@ -187,8 +192,8 @@ class GANFamily(Family):
             objects.update(discriminator=self.discriminator, d_optimizer=self.d_optimizer)
         if self.ema is not None:
             objects["ema"] = self.ema.shadow
-        if self.ada is not None:
-            objects["ada_p"] = self.ada.p
+        if self.ada is not None:  # p and the accumulators between its updates
+            objects.update(ada_p=self.ada.p, ada_r_t=self.ada.r_t, ada_sign_sum=self.ada.sign_sum, ada_count=self.ada.count)
         for index, rate in enumerate(self.learning_rate_variables()):
             objects[f"learning_rate_{index}"] = rate  # a schedule's factor is not an optimizer variable
         return objects

@@ -90,7 +90,7 @@ class ConditionalGAN(PatchGAN):
         generator, discriminator = self.generator, self.discriminator
         real, labels = real
         weight = self.class_weight
-        fake = generator([tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), labels], training=True)
+        fake = generator([self.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), labels], training=True)
 
         def loss() -> tuple[tf.Tensor, Logs]:
             real_out = discriminator([self.d_view(real, step), labels], training=True)
@@ -101,7 +101,7 @@ class ConditionalGAN(PatchGAN):
                 per_example += weight * (auxiliary_class_loss(real_out[1], labels) + auxiliary_class_loss(fake_out[1], labels))
             if self.gp_weight > 0:
                 critic = lambda x: discriminator([x, labels], training=True)[0]  # noqa: E731
-                per_example += self.gp_weight * gradient_penalty(critic, real, fake)
+                per_example += self.gp_weight * gradient_penalty(critic, real, fake, seed=self.random.seed())
             d_loss = self.average(per_example)
             return d_loss, {"d": d_loss}
 
@@ -114,7 +114,7 @@ class ConditionalGAN(PatchGAN):
         weight = self.class_weight
 
         def loss() -> tuple[tf.Tensor, Logs]:
-            fake = generator([tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), labels], training=True)
+            fake = generator([self.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), labels], training=True)
             real_out = discriminator([self.d_view(real, step, for_generator=True), labels], training=True)
             fake_out = discriminator([self.d_view(fake, step, for_generator=True), labels], training=True)
             class_loss = auxiliary_class_loss(fake_out[1], labels)

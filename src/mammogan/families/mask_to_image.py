@@ -108,7 +108,7 @@ class MaskToImageGAN(PatchGAN):
     def fake_like(self, real: tf.Tensor) -> tf.Tensor:
         """(mask, generated patch) pairs for the masks of a batch of real pairs."""
         mask = real[..., :1]
-        latent = tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
+        latent = self.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
         return tf.concat([mask, self.generator([mask, latent], training=True)], -1)
 
     def generator_step(self, pairs: tf.Tensor, step: tf.Tensor) -> Logs:
@@ -116,7 +116,7 @@ class MaskToImageGAN(PatchGAN):
         cfg, weights = self.config.train, self.loss_weights
         generator, discriminator = self.generator, self.discriminator
         mask, real = pairs[..., :1], pairs[..., 1:]
-        latent = tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
+        latent = self.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
 
         def loss() -> tuple[tf.Tensor, Logs]:
             fake = generator([mask, latent], training=True)
@@ -128,7 +128,7 @@ class MaskToImageGAN(PatchGAN):
             if weights["feature_matching"] > 0:
                 per_example += weights["feature_matching"] * feature_matching_loss(real_out[1:], fake_out[1:])
             if weights["mode_seeking"] > 0:
-                other = tf.random.normal(tf.shape(latent))
+                other = self.random.normal(tf.shape(latent))
                 per_example += weights["mode_seeking"] * mode_seeking_loss(fake, generator([mask, other], training=True), latent, other)
             g_loss = self.average(per_example)
             return g_loss, {"g": g_loss, "pixel": self.average(pixel), "adversarial": self.average(adversarial)}

@@ -127,7 +127,7 @@ class PatchGAN(GANFamily):
 
     def fake_like(self, real: tf.Tensor) -> tf.Tensor:
         """Generated D inputs for a batch of real ones (a mask-conditioned task generates for the batch's masks)."""
-        return self.generator(tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), training=True)
+        return self.generator(self.random.normal([tf.shape(real)[0], self.config.model.latent_dim]), training=True)
 
     def discriminator_step(self, real: Any, step: tf.Tensor) -> tf.Tensor:
         """One D (critic) update on a per-replica part of `real_batch`; returns the D loss."""
@@ -141,7 +141,7 @@ class PatchGAN(GANFamily):
             self.observe_real_logits(real_logits)
             per_example = self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing)
             if self.gp_weight > 0:
-                per_example += self.gp_weight * gradient_penalty(lambda x: discriminator(x, training=True)[0], real, fake)
+                per_example += self.gp_weight * gradient_penalty(lambda x: discriminator(x, training=True)[0], real, fake, seed=self.random.seed())
             d_loss = self.average(per_example)
             return d_loss, {"d": d_loss}
 
@@ -150,7 +150,7 @@ class PatchGAN(GANFamily):
     def generator_step(self, real: Any, step: tf.Tensor) -> Logs:
         """One G update against D on a per-replica part of `real_batch`; returns {"g": loss, ...}."""
         generator, discriminator = self.generator, self.discriminator
-        noise = tf.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
+        noise = self.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
 
         def loss() -> tuple[tf.Tensor, Logs]:
             fake = generator(noise, training=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
 
 from ..config.loader import Config
 from ..errors import UserError
@@ -61,9 +62,19 @@ class CollapseMonitor:
                                "that the checkpoint before a collapse is still kept when the monitor rolls back")
         self.real_diversity: float | None = None
         self.reasons: list[str] = []
-        self.streak = 0
-        self.good_steps: list[int] = []
-        self.rollbacks = 0
+        # Checkpointed (see `variables`), so a resumed run continues the streak and the rollback count.
+        self._streak = tf.Variable(0, dtype=tf.int64, trainable=False, name="collapse_streak")
+        self._last_good_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="collapse_last_good_step")
+        self._rollbacks = tf.Variable(0, dtype=tf.int64, trainable=False, name="collapse_rollbacks")
+
+    @property
+    def rollbacks(self) -> int:
+        return int(self._rollbacks.numpy())
+
+    def variables(self) -> dict[str, tf.Variable]:
+        """The monitor's state for the run's checkpoints."""
+        return {"collapse_streak": self._streak, "collapse_last_good_step": self._last_good_step,
+                "collapse_rollbacks": self._rollbacks}
 
     def measure(self, probe: dict[str, Any] | None) -> dict[str, float]:
         """This epoch's monitor values (CSV columns); remembers why the epoch is flagged, if it is."""
@@ -83,24 +94,26 @@ class CollapseMonitor:
                 "monitor/constant_fraction": constant_fraction(probe["fake"]), "monitor/d_real_accuracy": accuracy,
                 "monitor/rollbacks": self.rollbacks}
 
-    def checkpointed(self, epoch: int, step: int) -> int | None:
-        """Called after the epoch's checkpoint (number = step): the step to roll back to, or None to go on."""
+    def decide(self, epoch: int, step: int) -> int | None:
+        """Called before the epoch's checkpoint (number = step) is saved: the step to roll back to, or None to go on."""
         if not self.reasons:
-            self.streak = 0
-            self.good_steps.append(step)
+            self._streak.assign(0)
+            self._last_good_step.assign(step)
             return None
-        self.streak += 1
-        log.warning("Collapse monitor: epoch %d (step %d) flagged (%d of %d in a row): %s.", epoch, step, self.streak,
+        self._streak.assign_add(1)
+        streak = int(self._streak.numpy())
+        log.warning("Collapse monitor: epoch %d (step %d) flagged (%d of %d in a row): %s.", epoch, step, streak,
                     self.patience, "; ".join(self.reasons))
-        if self.streak < self.patience or not self.rollback:
+        if streak < self.patience or not self.rollback:
             return None
         if self.rollbacks >= self.max_rollbacks:
             raise TrainingCollapsed(f"Training collapsed at epoch {epoch} (step {step}): {'; '.join(self.reasons)}, after "
                                     f"{self.rollbacks} rollback(s) ([train] collapse_max_rollbacks = {self.max_rollbacks}). "
                                     "Lower the learning rates, enable diffaugment/ada_target or label smoothing.")
-        if not self.good_steps:
+        good_step = int(self._last_good_step.numpy())
+        if good_step < 0:
             raise TrainingCollapsed(f"Training collapsed at epoch {epoch} (step {step}): {'; '.join(self.reasons)}, and no "
                                     "checkpoint of this run was saved before the collapse began.")
-        self.rollbacks += 1
-        self.streak = 0
-        return self.good_steps[-1]
+        self._rollbacks.assign_add(1)
+        self._streak.assign(0)
+        return good_step

@@ -12,21 +12,22 @@ from __future__ import annotations
 import tensorflow as tf
 
 from ..registry import DIFFAUGMENTS
+from .randomness import StepRandom
 
 
-def _uniform(images: tf.Tensor) -> tf.Tensor:
+def _uniform(images: tf.Tensor, random: StepRandom) -> tf.Tensor:
     """One uniform [0, 1) value per example, shaped to broadcast over (H, W, C)."""
-    return tf.random.uniform([tf.shape(images)[0], 1, 1, 1], dtype=images.dtype)
+    return random.uniform([tf.shape(images)[0], 1, 1, 1], dtype=images.dtype)
 
 
 @DIFFAUGMENTS.register("color")
-def color(images: tf.Tensor) -> tf.Tensor:
+def color(images: tf.Tensor, random: StepRandom) -> tf.Tensor:
     """Random brightness (±0.5), saturation (×0-2, identity for one channel) and contrast (×0.5-1.5) per example."""
-    images = images + (_uniform(images) - 0.5)
+    images = images + (_uniform(images, random) - 0.5)
     mean = tf.reduce_mean(images, axis=3, keepdims=True)
-    images = (images - mean) * (_uniform(images) * 2.0) + mean
+    images = (images - mean) * (_uniform(images, random) * 2.0) + mean
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
-    return (images - mean) * (_uniform(images) + 0.5) + mean
+    return (images - mean) * (_uniform(images, random) + 0.5) + mean
 
 
 def _sizes_and_fraction(images: tf.Tensor, ratio: float) -> tuple[tf.Tensor, ...]:
@@ -37,11 +38,11 @@ def _sizes_and_fraction(images: tf.Tensor, ratio: float) -> tuple[tf.Tensor, ...
 
 
 @DIFFAUGMENTS.register("translation")
-def translation(images: tf.Tensor, ratio: float = 0.125) -> tf.Tensor:
+def translation(images: tf.Tensor, random: StepRandom, ratio: float = 0.125) -> tf.Tensor:
     """Shift each example by up to `ratio` of its size (integer pixels), filling with zeros."""
     n, h, w, max_y, max_x = _sizes_and_fraction(images, ratio)
-    shift_y = tf.random.uniform([n, 1, 1], -max_y, max_y + 1, dtype=tf.int32)
-    shift_x = tf.random.uniform([n, 1, 1], -max_x, max_x + 1, dtype=tf.int32)
+    shift_y = random.uniform([n, 1, 1], -max_y, max_y + 1, dtype=tf.int32)
+    shift_x = random.uniform([n, 1, 1], -max_x, max_x + 1, dtype=tf.int32)
     rows = tf.clip_by_value(tf.range(h)[None, :, None] + shift_y + 1, 0, h + 1)
     cols = tf.clip_by_value(tf.range(w)[None, None, :] + shift_x + 1, 0, w + 1)
     padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])  # the zero border is what shifted-in pixels read
@@ -51,24 +52,24 @@ def translation(images: tf.Tensor, ratio: float = 0.125) -> tf.Tensor:
 
 
 @DIFFAUGMENTS.register("cutout")
-def cutout(images: tf.Tensor, ratio: float = 0.5) -> tf.Tensor:
+def cutout(images: tf.Tensor, random: StepRandom, ratio: float = 0.5) -> tf.Tensor:
     """Zero one square of `ratio` × the image size at a random centre per example."""
     n, h, w, size_y, size_x = _sizes_and_fraction(images, ratio)
-    top = tf.random.uniform([n, 1, 1], 0, h, dtype=tf.int32) - size_y // 2
-    left = tf.random.uniform([n, 1, 1], 0, w, dtype=tf.int32) - size_x // 2
+    top = random.uniform([n, 1, 1], 0, h, dtype=tf.int32) - size_y // 2
+    left = random.uniform([n, 1, 1], 0, w, dtype=tf.int32) - size_x // 2
     rows, cols = tf.range(h)[None, :, None], tf.range(w)[None, None, :]
     inside = (rows >= top) & (rows < top + size_y) & (cols >= left) & (cols < left + size_x)
     return images * tf.cast(~inside, images.dtype)[..., None]
 
 
-def diff_augment(images: tf.Tensor, policies: list[str], probability: tf.Tensor | float = 1.0) -> tf.Tensor:
+def diff_augment(images: tf.Tensor, policies: list[str], random: StepRandom, probability: tf.Tensor | float = 1.0) -> tf.Tensor:
     """Apply each policy in order; with ADA, each policy hits an example with `probability` (per example)."""
     for name in policies:
-        augmented = DIFFAUGMENTS.get(name, "[train] diffaugment")(images)
+        augmented = DIFFAUGMENTS.get(name, "[train] diffaugment")(images, random)
         if isinstance(probability, float) and probability >= 1.0:
             images = augmented
         else:
-            chosen = _uniform(images) < tf.cast(probability, images.dtype)
+            chosen = _uniform(images, random) < tf.cast(probability, images.dtype)
             images = tf.where(chosen, augmented, images)
     return images
 
@@ -110,9 +111,10 @@ class AdaptiveAugment:
         self.count.assign(tf.where(ready, 0.0, count))
 
 
-def with_instance_noise(images: tf.Tensor, step: tf.Tensor, initial_std: float, total_steps: float) -> tf.Tensor:
+def with_instance_noise(images: tf.Tensor, step: tf.Tensor, initial_std: float, total_steps: float,
+                        random: StepRandom) -> tf.Tensor:
     """Gaussian instance noise for D inputs, annealed linearly to 0 over training (keeps D from winning early)."""
     if initial_std <= 0:
         return images
     std = initial_std * tf.maximum(0.0, 1.0 - tf.cast(step, tf.float32) / total_steps)
-    return images + tf.random.normal(tf.shape(images), stddev=std)
+    return images + tf.cast(random.normal(tf.shape(images), stddev=std), images.dtype)

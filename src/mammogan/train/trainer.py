@@ -134,7 +134,7 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     def _checkpoint(self) -> tuple[tf.train.Checkpoint, tf.train.CheckpointManager]:
         checkpoint = tf.train.Checkpoint(step=self.step, epoch=self.epoch, best=self.best, stale=self.stale,
-                                         **self.task.checkpoint_objects())
+                                         **self.monitor.variables(), **self.task.checkpoint_objects())
         repair_checkpoint_state(self.checkpoint_dir)
         manager = tf.train.CheckpointManager(checkpoint, self.checkpoint_dir, max_to_keep=self.config.train.keep_checkpoints)
         return checkpoint, manager
@@ -159,10 +159,12 @@ class Trainer:
         if path is None:
             raise UserError(f"{self.checkpoint_dir}: the checkpoint of step {good_step} (before the collapse) was already "
                             "deleted; raise [train] keep_checkpoints.")
-        rates = [(rate, rate.numpy()) for rate in self.task.learning_rate_variables()]  # earlier reductions survive the restore
+        # Earlier learning-rate reductions and the rollback count survive the restore.
+        kept = [(variable, variable.numpy()) for variable in self.task.learning_rate_variables()]
+        kept.append((self.monitor.variables()["collapse_rollbacks"], self.monitor.rollbacks))
         checkpoint.restore(path).assert_existing_objects_matched()
-        for rate, value in rates:
-            rate.assign(value)
+        for variable, value in kept:
+            variable.assign(value)
         self.task.reduce_learning_rate(self.config.train.lr_decay_factor)
         log.warning("Collapse monitor: rolled back to %s (step %d, epoch %d); rollback %d of %d.", path,
                     int(self.step.numpy()), int(self.epoch.numpy()), self.monitor.rollbacks, self.monitor.max_rollbacks)
@@ -248,8 +250,8 @@ class Trainer:
                     log.info("epoch %d  step %d/%d  %s  %.1f img/s  ETA %s", epoch, step, total,
                              "  ".join(f"{k.split('/')[1]}={v:.4g}" for k, v in means.items()), rate, _duration(eta))
                     improved, stop = self._validate_and_record(epoch, means, elapsed, rate)
+                    good_step = self.monitor.decide(epoch, step)  # first: its new state goes into this checkpoint
                     manager.save(checkpoint_number=step)
-                    good_step = self.monitor.checkpointed(epoch, step)
                     if good_step is not None:
                         self._roll_back(checkpoint, manager, good_step)
                         return True
@@ -281,8 +283,12 @@ class Trainer:
         for None), as one tf.function under the [train] jit_compile switch (benchmarks/bench_gan.py reuses it)."""
         strategy, task = self.strategy, self.task
 
+        def seeded(batch, step):  # each replica's step draws its random numbers from (seed, step, replica)
+            task.begin_step(step)
+            return step_fn(batch, step)
+
         def distributed(batch, step):
-            per_replica = strategy.run(step_fn, args=(batch, step))
+            per_replica = strategy.run(seeded, args=(batch, step))
             losses = {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
             if phase is not None:
                 task.after_step(phase)
