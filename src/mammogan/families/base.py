@@ -122,15 +122,19 @@ class Task:
     def build_models(self, **discriminator_overrides: Any) -> None:
         """Generator, discriminator, their optimizers (built here, inside the strategy scope) and the EMA."""
         cfg = self.config
-        kwargs = cfg.model.as_dict()  # every [model] key is a keyword of the builders
-        self.generator = GENERATORS.get(cfg.model.generator)(**kwargs)
-        self.discriminator = DISCRIMINATORS.get(cfg.model.discriminator)(**{**kwargs, **discriminator_overrides})
+
+        def build_generator() -> keras.Model:  # a builder receives the [model] keys it reads
+            return GENERATORS.get(cfg.model.generator)(**cfg.arguments_for("generator", cfg.model.generator))
+
+        self.generator = build_generator()
+        self.discriminator = DISCRIMINATORS.get(cfg.model.discriminator)(
+            **cfg.arguments_for("discriminator", cfg.model.discriminator, **discriminator_overrides))
         self.g_optimizer = build_optimizer(cfg, cfg.train.g_learning_rate)
         self.d_optimizer = build_optimizer(cfg, cfg.train.d_learning_rate)
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
         if cfg.train.ema_decay > 0:
-            self.ema = EMA(self.generator, cfg.train.ema_decay, lambda: GENERATORS.get(cfg.model.generator)(**kwargs))
+            self.ema = EMA(self.generator, cfg.train.ema_decay, build_generator)
         self.adversarial = ADVERSARIAL_LOSSES.get(cfg.train.adversarial_loss)
         if cfg.train.ada_target > 0:
             self.ada = AdaptiveAugment(cfg.train.ada_target, cfg.train.ada_interval, cfg.train.ada_speed_images,

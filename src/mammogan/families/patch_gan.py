@@ -79,7 +79,7 @@ class PatchGANTask(Task):
         elif normalization == "batch" and self.wasserstein:
             raise self.config.error("model", "d_normalization", "a Wasserstein critic's gradient penalty is per example; "
                                     "batch norm couples the examples. Use \"layer\", \"none\" or \"auto\"")
-        self.build_models(normalization=normalization)
+        self.build_models(d_normalization=normalization)
 
     def train_dataset(self, step: int) -> tf.data.Dataset:
         per_step = self.global_batch * self.critic_steps
