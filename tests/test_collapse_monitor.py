@@ -100,7 +100,7 @@ def test_forced_collapse_rolls_back_to_the_last_good_checkpoint(prepared_sample,
     assert int(trainer.step.numpy()) == 16 and int(task.g_optimizer.iterations.numpy()) == 16
 
     weights, learning_rate = task.restored[0]
-    fresh = GENERATORS.get("dcgan")(**config.model.as_dict())
+    fresh = GENERATORS.get("dcgan")(**config.arguments_for("generator", "dcgan"))
     tf.train.Checkpoint(generator=fresh).restore(str(output / "checkpoints" / "ckpt-8")).expect_partial()
     assert all(np.array_equal(a, b) for a, b in zip(weights, [w.numpy() for w in fresh.weights]))
     assert learning_rate == pytest.approx(2e-4) and float(task.g_optimizer.learning_rate.numpy()) == pytest.approx(1e-4)

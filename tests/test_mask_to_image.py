@@ -60,13 +60,14 @@ def write_config(folder: Path, data: Path, generator: str = "pix2pix_unet", **in
     splits = "\n".join(f'{split}_dir = "{data / "patches" / split}"' for split in ("train", "valid", "test"))
     infer = {"output_dir": '"./run/synthetic"', "num_samples": "6", "seed": "3", **infer}
     infer_lines = "".join(f"{key} = {value}\n" for key, value in infer.items())
+    spade = "spade = true" if generator == "pix2pix_unet" else ""  # only pix2pix_unet reads it
     path = folder / "pix2pix.config"
     path.write_text(f"""
 [model]
 task = "mask_to_image"
 generator = "{generator}"
 discriminator = "patchgan"
-spade = true
+{spade}
 image_size = 32
 latent_dim = 16
 filters = 16

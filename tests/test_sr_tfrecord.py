@@ -132,7 +132,7 @@ def test_training_from_shards_lowers_validation_loss(tmp_path, prepared_sample):
     project.mkdir()
     config = project / "train_eval_infer.config"
     config.write_text(
-        '[model]\ntask = "srgan"\ngenerator = "srresnet"\nscale = 2\nfilters = 16\nblocks = 2\nd_filters = 8\nd_blocks = 2\n'
+        '[model]\ntask = "srgan"\ngenerator = "srresnet"\nscale = 2\nfilters = 16\nblocks = 2\n'  # gan_steps = 0: no discriminator
         f'[dataset]\ntrain_dir = "{prepared_sample / "train"}"\nvalid_dir = "{prepared_sample / "valid"}"\n'
         'lr_subdir = "lr_x2"\npatch_size = 48\nstorage = "tfrecord"\ntfrecord_dir = "shards"\ncrops_per_image = 4\n'
         '[train]\nbatch_size = 8\npretrain_steps = 150\ngan_steps = 0\nsteps_per_epoch = 75\ng_learning_rate = 5e-4\nema_decay = 0\n')

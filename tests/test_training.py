@@ -24,15 +24,15 @@ generator = "srresnet"
 scale = 2
 filters = 8
 blocks = 1
-d_filters = 8
-d_blocks = 2
 """
+DISCRIMINATOR = "d_filters = 8\nd_blocks = 2\n"  # read only with an adversarial phase (gan_steps > 0)
 
 
 def sr_config(folder: Path, data: Path, train: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "train_eval_infer.config"
-    path.write_text(MODEL + textwrap.dedent(f"""
+    discriminator = "" if "gan_steps = 0" in train else DISCRIMINATOR
+    path.write_text(MODEL + discriminator + textwrap.dedent(f"""
         [dataset]
         train_dir = "{data / 'train'}"
         valid_dir = "{data / 'valid'}"

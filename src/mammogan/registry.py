@@ -7,7 +7,8 @@ with a decorator::
     @GENERATORS.register("srresnet")
     def build_srresnet(...): ...
 
-Config validation asks the registry whether a name exists and, if not, lists the names it has.
+Config validation asks the registry whether a name exists and, if not, lists the names it has; which
+module registers each name is in `catalog`.
 """
 
 from __future__ import annotations
@@ -16,36 +17,21 @@ import difflib
 import importlib
 from typing import Any, Callable, Iterator
 
+from . import catalog
 from .errors import ConfigError
-
-# Modules whose import fills the registries. Imported lazily on first lookup so that
-# `mammogan config keys` does not pay for importing TensorFlow.
-_PROVIDERS: dict[str, tuple[str, ...]] = {
-    "generator": ("mammogan.models", "mammogan.models.conditional"),
-    "discriminator": ("mammogan.models", "mammogan.models.conditional"),
-    "loss": ("mammogan.losses",),
-    "adversarial_loss": ("mammogan.losses",),
-    "metric": ("mammogan.metrics",),
-    "optimizer": ("mammogan.train.optimizers",),
-    "schedule": ("mammogan.train.optimizers",),
-    "family": ("mammogan.families.srgan", "mammogan.families.patch_gan", "mammogan.families.conditional",
-               "mammogan.families.mask_to_image", "mammogan.families.utility", "mammogan.families.domain_extractor"),
-    "augmentation": ("mammogan.augment.transforms",),
-    "diffaugment": ("mammogan.train.stabilisers",),
-    "degradation": ("mammogan.data.degradation",),
-    "prepare_kind": ("mammogan.prepare.sources",),
-    "feature_extractor": ("mammogan.metrics.features",),
-    "classifier": ("mammogan.models.classifier",),
-}
 
 
 class Registry:
-    """A named table of factories of one kind."""
+    """A named table of factories of one kind.
+
+    Names come from `catalog` without importing anything, so validating a config stays free of TensorFlow;
+    `get` imports the one module that registers the name. Names registered at run time (e.g. by tests)
+    join the catalogued ones.
+    """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, Callable[..., Any]] = {}
-        self._loaded = False
 
     def register(self, name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,26 +42,20 @@ class Registry:
 
         return decorator
 
-    def _load(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            for module in _PROVIDERS.get(self.kind, ()):
-                importlib.import_module(module)
-
     def names(self) -> list[str]:
-        self._load()
-        return sorted(self._items)
+        return sorted({*catalog.names(self.kind), *self._items})
 
     def __contains__(self, name: str) -> bool:
-        self._load()
-        return name in self._items
+        return name in self._items or catalog.component(self.kind, name) is not None
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
     def get(self, name: str, where: str = "") -> Callable[..., Any]:
         """Return the factory for `name`; `where` names the config key for the error message."""
-        self._load()
+        entry = catalog.component(self.kind, name)
+        if name not in self._items and entry is not None:
+            importlib.import_module(entry.module)
         if name not in self._items:
             raise ConfigError(unknown_name_message(self.kind, name, self.names(), where))
         return self._items[name]

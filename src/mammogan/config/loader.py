@@ -8,10 +8,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from .. import catalog
 from ..errors import ConfigError
 from ..registry import REGISTRIES, unknown_name_message
 from ..core.io import atomic_write_text
 from ..core.logs import add_log_file
+from .readers import reading, refusal
 from .schema import SECTIONS, Section
 from .types import ListOf, Name, ValueProblem
 
@@ -45,6 +47,7 @@ class Config:
         self.path = path
         self._sections = {name: SectionValues(SECTIONS[name], v) for name, v in values.items()}
         self._written = {k: frozenset(v) for k, v in written.items()}
+        self.reading = reading(values, written)  # the components this config chooses and the keys they read
 
     def __getattr__(self, name: str) -> SectionValues:
         sections = self.__dict__.get("_sections", {})
@@ -58,6 +61,23 @@ class Config:
     def was_written(self, section: str, key: str) -> bool:
         """True if the user's file set this key (rather than it taking its default)."""
         return key in self._written.get(section, frozenset())
+
+    def reads(self, section: str, key: str) -> bool:
+        """True if a component this config chooses reads the key (unread keys keep their defaults)."""
+        return self.reading.reads(section, key)
+
+    def arguments_for(self, kind: str, name: str, **overrides: Any) -> dict[str, Any]:
+        """The keyword arguments of the builder `name` of `kind`: the config keys it reads, `overrides` replacing some.
+
+        An override of a key the builder does not read is left out: the patch GANs resolve d_normalization for
+        whatever discriminator is configured, and only some discriminators have one.
+        """
+        entry = catalog.component(kind, name)
+        if entry is None:
+            raise KeyError(f"{kind} {name!r} has no entry in mammogan.catalog, so the config keys it reads are unknown")
+        values = self.as_dict()
+        arguments = {key: values[section][key] for section, keys in entry.reads.items() for key in keys}
+        return {**arguments, **{key: value for key, value in overrides.items() if key in arguments}}
 
     def need(self, section: str, key: str, purpose: str) -> Any:
         """The value of a key that has no usable default for `purpose`, or a clear error."""
@@ -121,7 +141,13 @@ def validate(raw: Mapping[str, Any], path: Path) -> Config:
                 raise ConfigError(f"{path}: [{name}] {key.name} = {_show(value)}: {problem}.") from None
             _check_names(key.type, parsed, f"{path}: [{name}] {key.name}")
             values[name][key.name] = parsed
-    return Config(path, values, written)
+    config = Config(path, values, written)
+    for name, section in SECTIONS.items():
+        for key in section.keys:
+            if key.name in written[name] and not config.reads(name, key.name):
+                raise ConfigError(f"{path}: {refusal(values, config.reading, name, key.name)}. "
+                                  "Remove it, or choose a component that reads it.")
+    return config
 
 
 def _default(default: Any, value_type: Any, base_dir: Path) -> Any:
@@ -149,8 +175,11 @@ def _suggest(word: str, candidates: Any) -> str:
 
 
 def render_config(config: Config) -> str:
-    """The fully resolved config as TOML (defaults filled in, paths absolute); unset keys are comments."""
-    lines = [f"# Resolved from {config.path}", "# Every key with its effective value; read back it gives the same config.", ""]
+    """The fully resolved config as TOML (defaults filled in, paths absolute); unset and unread keys are comments,
+    so that the loader, which refuses keys no chosen component reads, takes it back."""
+    lines = [f"# Resolved from {config.path}",
+             "# Every key with its effective value (commented out: keys the chosen components do not read); "
+             "read back it gives the same config.", ""]
     for name, section in SECTIONS.items():
         lines.append(f"[{name}]")
         values = config.as_dict()[name]
@@ -159,7 +188,8 @@ def render_config(config: Config) -> str:
             if value is None:
                 lines.append(f"# {key.name} is not set")
             else:
-                lines.append(f"{key.name} = {key.type.to_toml(value)}")
+                comment = "" if config.reads(name, key.name) else "# "
+                lines.append(f"{comment}{key.name} = {key.type.to_toml(value)}")
         lines.append("")
     return "\n".join(lines)
 

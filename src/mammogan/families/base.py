@@ -164,16 +164,20 @@ class GANFamily(Family):
             rate.assign(rate * factor)
         log.info("  learning rates × %g", factor)
 
-    def build_models(self, with_discriminator: bool = True, **discriminator_overrides: Any) -> None:
+    def build_models(self, with_discriminator: bool = True) -> None:
         """Generator, discriminator, their optimizers (built here, inside the strategy scope) and the EMA."""
         cfg = self.config
-        build_generator: Callable[[], keras.Model] = lambda: GENERATORS.get(cfg.model.generator)(**cfg.model.as_dict())  # noqa: E731
+
+        def build_generator() -> keras.Model:  # a builder receives the [model] keys it reads
+            return GENERATORS.get(cfg.model.generator)(**cfg.arguments_for("generator", cfg.model.generator))
+
         self.generator = build_generator()
         self.g_optimizer = build_optimizer(cfg, cfg.train.g_learning_rate)
         self.g_optimizer.build(self.generator.trainable_variables)
         self.discriminator: keras.Model | None = None
         if with_discriminator:
-            self.discriminator = DISCRIMINATORS.get(cfg.model.discriminator)(**{**cfg.model.as_dict(), **discriminator_overrides})
+            self.discriminator = DISCRIMINATORS.get(cfg.model.discriminator)(
+                **cfg.arguments_for("discriminator", cfg.model.discriminator, d_normalization=self.d_normalization()))
             self.d_optimizer = build_optimizer(cfg, cfg.train.d_learning_rate)
             self.d_optimizer.build(self.discriminator.trainable_variables)
             self.adversarial = ADVERSARIAL_LOSSES.get(cfg.train.adversarial_loss)
@@ -182,6 +186,20 @@ class GANFamily(Family):
         if cfg.train.ada_target > 0:
             self.ada = AdaptiveAugment(cfg.train.ada_target, cfg.train.ada_interval, cfg.train.ada_speed_images,
                                        self.global_batch)
+
+    def d_normalization(self) -> str:
+        """[model] d_normalization with "auto" resolved: layer norm for a Wasserstein critic, batch norm otherwise.
+
+        A WGAN-GP critic must not use batch norm: its gradient penalty is per example.
+        """
+        cfg = self.config
+        wasserstein = cfg.train.adversarial_loss == "wasserstein"
+        if cfg.model.d_normalization == "auto":
+            return "layer" if wasserstein else "batch"
+        if cfg.model.d_normalization == "batch" and wasserstein:
+            raise cfg.error("model", "d_normalization", "a Wasserstein critic's gradient penalty is per example; "
+                            "batch norm couples the examples. Use \"layer\", \"none\" or \"auto\"")
+        return cfg.model.d_normalization
 
     def optimizers(self) -> list[keras.optimizers.Optimizer]:
         return [self.g_optimizer] + ([self.d_optimizer] if self.discriminator is not None else [])

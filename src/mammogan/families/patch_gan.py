@@ -105,14 +105,7 @@ class PatchGAN(GANFamily):
         self.gp_weight = config.train.gp_weight if self.wasserstein else 0.0
 
     def build(self) -> None:
-        # WGAN-GP critics must not use batch norm: the penalty is per example.
-        normalization = self.config.model.d_normalization
-        if normalization == "auto":
-            normalization = "layer" if self.wasserstein else "batch"
-        elif normalization == "batch" and self.wasserstein:
-            raise self.config.error("model", "d_normalization", "a Wasserstein critic's gradient penalty is per example; "
-                                    "batch norm couples the examples. Use \"layer\", \"none\" or \"auto\"")
-        self.build_models(normalization=normalization)
+        self.build_models()
 
     @property
     def images_per_step(self) -> int:

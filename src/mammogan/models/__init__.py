@@ -1,3 +1,1 @@
-"""Network architectures, one file each; importing this package registers them by name."""
-
-from . import conditional, discriminators, gan_generators, pix2pix, rrdb, srresnet  # noqa: F401  (registration side effects)
+"""Network architectures, one file each; `mammogan.catalog` names the module that registers each (imported on lookup)."""

@@ -1,7 +1,7 @@
 """Patch classifiers trained from scratch by the utility benchmark, registered in `CLASSIFIERS` by name.
 
-Each factory is ``factory(input_size, filters) -> keras.Model`` mapping (N, S, S, 1) images in
-[0, 1] to the lesion probability (N, 1). The layer before the output is the pooled feature vector,
+Each factory is ``factory(image_size, filters) -> keras.Model`` ([model] image_size, [utility] filters) mapping
+(N, S, S, 1) images in [0, 1] to the lesion probability (N, 1). The layer before the output is the pooled feature vector,
 so a saved classifier also serves as the `domain` feature extractor of the distribution metrics.
 """
 
@@ -34,12 +34,12 @@ def _residual_block(inputs: keras.KerasTensor, width: int, stride: int) -> keras
 
 
 @CLASSIFIERS.register("small_resnet")
-def build_small_resnet(input_size: int, filters: int = 16) -> keras.Model:
+def build_small_resnet(image_size: int, filters: int = 16) -> keras.Model:
     """A stride-2 stem and three residual stages (filters, 2×, 4×; the last two halve the size): 78 k weights at 16."""
     if filters % GROUPS:
         raise ConfigError(f"small_resnet: filters = {filters} must be a multiple of {GROUPS} (its normalisation groups).")
     layers = keras.layers
-    inputs = keras.Input((input_size, input_size, 1))
+    inputs = keras.Input((image_size, image_size, 1))
     hidden = layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False)(inputs)
     hidden = layers.ReLU()(_norm()(hidden))
     for stage in range(3):

@@ -25,7 +25,7 @@ def _norm(kind: str, name: str) -> keras.layers.Layer | None:
 
 
 @DISCRIMINATORS.register("vgg")
-def build_vgg_discriminator(d_filters: int = 64, d_blocks: int = 4, spectral_norm: bool = False, **_: object) -> keras.Model:
+def build_vgg_discriminator(d_filters: int = 64, d_blocks: int = 4, spectral_norm: bool = False) -> keras.Model:
     """SRGAN's VGG-style discriminator for any patch size: global pooling instead of a fixed-size Dense input."""
     inputs = keras.Input((None, None, 1), name="image")
     norm = "none" if spectral_norm else "batch"
@@ -47,7 +47,7 @@ def build_vgg_discriminator(d_filters: int = 64, d_blocks: int = 4, spectral_nor
 
 
 @DISCRIMINATORS.register("unet")
-def build_unet_discriminator(d_filters: int = 64, d_blocks: int = 3, spectral_norm: bool = True, **_: object) -> keras.Model:
+def build_unet_discriminator(d_filters: int = 64, d_blocks: int = 3, spectral_norm: bool = True) -> keras.Model:
     """U-Net discriminator (Real-ESRGAN style): a real/fake logit per pixel, so local detail is judged."""
     inputs = keras.Input((None, None, 1), name="image")
     x = _lrelu("in_act")(conv(d_filters, 3, 1, False, name="in_conv")(inputs))
@@ -70,7 +70,7 @@ def build_unet_discriminator(d_filters: int = 64, d_blocks: int = 3, spectral_no
 
 @DISCRIMINATORS.register("dcgan")
 def build_dcgan_discriminator(image_size: int = 64, d_filters: int = 64, spectral_norm: bool = False,
-                              normalization: str = "batch", conditional_classes: int = 0, **_: object) -> keras.Model:
+                              d_normalization: str = "batch") -> keras.Model:
     """Strided-conv discriminator/critic for synthetic-image GANs (BN, LayerNorm for WGAN-GP critics, or SN)."""
     inputs = keras.Input((image_size, image_size, 1), name="image")
     x = _lrelu("in_act")(conv(d_filters, 4, 2, spectral_norm, name="in_conv")(inputs))
@@ -81,7 +81,7 @@ def build_dcgan_discriminator(image_size: int = 64, d_filters: int = 64, spectra
     while size > 4:
         filters = min(filters * 2, d_filters * 8)
         x = conv(filters, 4, 2, spectral_norm, name=f"down{index}_conv")(x)
-        layer = None if spectral_norm else _norm(normalization, f"down{index}_norm")
+        layer = None if spectral_norm else _norm(d_normalization, f"down{index}_norm")
         x = layer(x) if layer is not None else x
         x = _lrelu(f"down{index}_act")(x)
         features.append(x)

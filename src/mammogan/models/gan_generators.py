@@ -33,7 +33,7 @@ def dcgan_synthesis(x: keras.KerasTensor, image_size: int, filters: int) -> kera
 
 
 @GENERATORS.register("dcgan")
-def build_dcgan_generator(image_size: int = 64, latent_dim: int = 128, filters: int = 64, **_: object) -> keras.Model:
+def build_dcgan_generator(image_size: int = 64, latent_dim: int = 128, filters: int = 64) -> keras.Model:
     """DCGAN generator: latent → 4×4 → (upsample ×2 + conv) steps → image in [-1, 1] (tanh)."""
     inputs = keras.Input((latent_dim,), name="latent")
     return keras.Model(inputs, dcgan_synthesis(inputs, image_size, filters), name="dcgan_generator")

@@ -44,8 +44,7 @@ def spade_block(x: keras.KerasTensor, mask: keras.KerasTensor, name: str) -> ker
 
 
 @GENERATORS.register("pix2pix_unet")
-def build_pix2pix_generator(image_size: int = 64, latent_dim: int = 128, filters: int = 64, spade: bool = False,
-                            **_: object) -> keras.Model:
+def build_pix2pix_generator(image_size: int = 64, latent_dim: int = 128, filters: int = 64, spade: bool = False) -> keras.Model:
     """U-Net: [mask (S, S, 1), latent] → image (S, S, 1) in [-1, 1].
 
     Encoder: stride-2 convs down to 4×4; the latent is projected to a 4×4 map and concatenated there;
@@ -83,7 +82,7 @@ def build_pix2pix_generator(image_size: int = 64, latent_dim: int = 128, filters
 
 @DISCRIMINATORS.register("patchgan")
 def build_patchgan_discriminator(image_size: int = 64, d_filters: int = 64, d_blocks: int = 3, spectral_norm: bool = False,
-                                 normalization: str = "batch", **_: object) -> keras.Model:
+                                 d_normalization: str = "batch") -> keras.Model:
     """PatchGAN (Isola et al. 2017) on the (mask, image) pair stacked as two channels; outputs `[logit map, *features]`.
 
     Each logit judges one receptive-field patch, so D asks "is this texture real *for this mask*"
@@ -96,7 +95,7 @@ def build_patchgan_discriminator(image_size: int = 64, d_filters: int = 64, d_bl
     for index in range(steps):
         filters = min(filters * 2, d_filters * 8)
         x = conv(filters, 4, 2 if index < steps - 1 else 1, spectral_norm, name=f"block{index}_conv")(x)
-        layer = None if spectral_norm else _norm(normalization, f"block{index}_norm")
+        layer = None if spectral_norm else _norm(d_normalization, f"block{index}_norm")
         x = _lrelu(f"block{index}_act")(layer(x) if layer is not None else x)
         features.append(x)
     logits = keras.layers.Conv2D(1, 4, padding="same", name="logits", dtype="float32")(x)

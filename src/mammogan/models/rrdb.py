@@ -27,7 +27,7 @@ def _dense_block(x, filters: int, name: str):
 
 
 @GENERATORS.register("rrdb")
-def build_rrdb(scale: int = 4, filters: int = 64, blocks: int = 23, global_skip: str = "bicubic", **_: object) -> keras.Model:
+def build_rrdb(scale: int = 4, filters: int = 64, blocks: int = 23, global_skip: str = "bicubic") -> keras.Model:
     inputs = keras.Input((None, None, 1), name="lr")
     head = x = keras.layers.Conv2D(filters, 3, padding="same", name="head")(inputs)
     for index in range(blocks):

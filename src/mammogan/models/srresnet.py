@@ -18,7 +18,7 @@ def _prelu(name: str) -> keras.layers.Layer:
 
 @GENERATORS.register("srresnet")
 def build_srresnet(scale: int = 4, filters: int = 64, blocks: int = 16, batch_norm: bool = False,
-                   global_skip: str = "bicubic", **_: object) -> keras.Model:
+                   global_skip: str = "bicubic") -> keras.Model:
     inputs = keras.Input((None, None, 1), name="lr")
     x = keras.layers.Conv2D(filters, 9, padding="same", name="head")(inputs)
     x = head = _prelu("head_act")(x)

@@ -23,7 +23,7 @@ def train_classifier(config: Config, seed: int, train: PatchSet, valid: PatchSet
     """
     keras.utils.set_random_seed(seed)
     build = CLASSIFIERS.get(config.utility.classifier, f"{config.path}: [utility] classifier")
-    model = build(input_size=config.model.image_size, filters=config.utility.filters)
+    model = build(**config.arguments_for("classifier", config.utility.classifier))
     model.compile(optimizer=keras.optimizers.Adam(config.utility.learning_rate), loss="binary_crossentropy")
     best = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.utility.epochs, restore_best_weights=True)
     validation = (valid.images[..., None], valid.labels.astype(np.float32), balanced_weights(valid.labels))
