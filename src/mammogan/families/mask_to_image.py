@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from ..visual.tiles import gan_tile
 from ..config.loader import Config
-from ..data.patch_dataset import PatchSampler, load_masks
+from ..data.patch_dataset import load_masks
+from ..data.samplers import PatchSampler
 from ..models.sampling import latent_batch, to_unit_range
 from ..losses import feature_matching_loss, pixel_loss_per_example
 from ..registry import LOSSES, FAMILIES

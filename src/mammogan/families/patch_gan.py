@@ -10,8 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.loader import Config
-from ..data.patch_dataset import PatchSampler, load_patches, load_synthetic_patches
-from ..data.sr_dataset import load_split, lr_subdir_for, training_sampler
+from ..data.patch_dataset import load_patches, load_synthetic_patches
+from ..data.samplers import PatchSampler, training_sampler
+from ..data.sr_dataset import load_split, lr_subdir_for
 from ..models.sampling import latent_batch, to_unit_range
 from ..losses import feature_matching_loss, gradient_penalty, pixel_loss_per_example
 from ..losses.perceptual import perceptual_loss_per_example, vgg_feature_model, weights_file
