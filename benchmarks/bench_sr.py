@@ -26,8 +26,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from mammogan.data.images import write_png  # noqa: E402
-from mammogan.data.sr_dataset import CropSampler, SRSplit  # noqa: E402
-from mammogan.data.sr_tfrecord import ShardSampler, ensure_shards  # noqa: E402
+from mammogan.data.samplers import CropSampler, ShardSampler  # noqa: E402
+from mammogan.data.sr_dataset import SRSplit  # noqa: E402
+from mammogan.data.sr_tfrecord import ensure_shards  # noqa: E402
 from mammogan.models.sampling import make_runner  # noqa: E402
 from mammogan.models.tiling import tiled_super_resolve  # noqa: E402
 from mammogan.registry import GENERATORS  # noqa: E402

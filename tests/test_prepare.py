@@ -385,10 +385,27 @@ def test_sr_patch_pairs_tile_the_breast(tmp_path, run_prepare):
         assert len(list((out / "train" / f"sr_patches_x{scale}" / "lr").glob("*.png"))) == total
 
 
+def test_settings_carry_every_prepare_key_and_fingerprint_all_but_the_run_keys(tmp_path):
+    import pickle
+
+    from mammogan.config.loader import load_config
+    from mammogan.config.schema import PREPARE
+    from mammogan.prepare.settings import RUN_KEYS, PrepareSettings
+
+    (tmp_path / "p.config").write_text('[prepare]\noutput_dir = "out"\npatch_size = 32\n')
+    settings = PrepareSettings.from_config(load_config(tmp_path / "p.config"), b"key")
+    keys = {key.name for key in PREPARE.keys}
+    assert RUN_KEYS <= keys  # no stale name: a renamed key would silently join the fingerprint
+    workers_copy = pickle.loads(pickle.dumps(settings))  # what a worker process receives
+    assert workers_copy == settings and workers_copy.patch_size == 32
+    assert {key: getattr(workers_copy, key) for key in keys} == load_config(tmp_path / "p.config").prepare.as_dict()
+    assert set(settings.output_values()) == (keys - RUN_KEYS) | {"pseudonym_key"}
+
+
 def test_sr_patch_size_must_divide_by_every_scale(tmp_path, run_prepare):
     from mammogan.config.loader import load_config
     from mammogan.errors import ConfigError
-    from mammogan.prepare.pipeline import PrepareSettings
+    from mammogan.prepare.settings import PrepareSettings
 
     _sample(tmp_path, "mdb001")
     keys = {"kind": "mias", "input_dir": "in", "info_file": str(SAMPLE / "Info.txt"), "sr_scales": [2, 4], "sr_patch_size": 66}

@@ -13,7 +13,8 @@ import tensorflow as tf
 from mammogan.cli import main
 from mammogan.data.images import read_image, write_png
 from mammogan.data.sr_dataset import read_pairs
-from mammogan.data.sr_tfrecord import FEATURES, ShardSampler, ShardSet, ensure_shards
+from mammogan.data.samplers import ShardSampler
+from mammogan.data.sr_tfrecord import FEATURES, ShardSet, ensure_shards
 from mammogan.errors import DataError
 
 LESION = (slice(50, 56), slice(60, 66))  # HR pixels of each synthetic image's lesion

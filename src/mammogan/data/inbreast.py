@@ -207,8 +207,8 @@ def _csv_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _excel_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    # pandas and xlrd are heavy and read only INbreast's Excel metadata: imported when a workbook is read.
     import pandas as pd
-
     from xlrd import XLRDError
 
     engine = "xlrd" if path.suffix.lower() == ".xls" else None

@@ -16,6 +16,7 @@ import numpy as np
 from ..config.loader import Config
 from ..core.logs import get_logger
 from .patch_dataset import load_masks
+from .samplers import GeneratorDraws, random_orientation
 
 log = get_logger("data")
 
@@ -41,8 +42,8 @@ def moved_mask(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     Nearest-neighbour warping keeps it binary; a pose that pushes the lesion out of the patch keeps the unscaled, unshifted one.
     """
     size = mask.shape[0]
-    turned = np.rot90(mask, int(rng.integers(4)))
-    turned = np.ascontiguousarray(turned[:, ::-1] if rng.integers(2) else turned).astype(np.uint8)
+    (turned,) = random_orientation(GeneratorDraws(rng), mask)
+    turned = np.ascontiguousarray(turned).astype(np.uint8)
     warp = cv2.getRotationMatrix2D(((size - 1) / 2.0, (size - 1) / 2.0), 0.0, float(rng.uniform(0.75, 1.25)))
     warp[:, 2] += rng.uniform(-0.125, 0.125, 2) * size
     moved = cv2.warpAffine(turned, warp, (size, size), flags=cv2.INTER_NEAREST, borderValue=0)

@@ -1,4 +1,4 @@
-"""Image patches for synthetic-image GANs: a folder of PNG patches as an endless, resumable tf.data stream."""
+"""Image patches for synthetic-image GANs: folders of PNG patches (and masks) read as arrays; samplers.PatchSampler streams them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
 from ..errors import DataError
 from .images import list_images, read_image
@@ -34,7 +33,7 @@ def patch_names(folder: Path) -> list[str]:
 
 def load_patches(folder: Path, size: int) -> np.ndarray:
     """All patches of `folder/images` (or `folder` itself) as float32 (N, size, size) in [0, 1]."""
-    source = folder / "images" if (folder / "images").is_dir() else folder
+    source = patch_folder(folder)
     paths = list_images(source)
     if not paths:
         raise DataError(f"{source}: no patch images found.")
@@ -71,9 +70,8 @@ def load_masks(folder: Path, size: int, paired: bool = False) -> tuple[np.ndarra
     Resizing averages the mask and keeps pixels at least half covered, so it stays strictly binary.
     """
     if paired:
-        images = folder / "images" if (folder / "images").is_dir() else folder
         source = folder / "masks"
-        paths = [source / path.name for path in list_images(images)]
+        paths = [source / path.name for path in list_images(patch_folder(folder))]
     else:
         source = folder / "masks" if (folder / "masks").is_dir() else folder
         paths = list_images(source)
@@ -94,43 +92,3 @@ def read_resized(paths: list[Path], size: int, binary: bool = False) -> np.ndarr
             values = cv2.resize(values, (size, size), interpolation=cv2.INTER_AREA if values.shape[0] > size else cv2.INTER_CUBIC)
         patches.append(values)
     return np.clip(np.stack(patches), 0.0, 1.0)
-
-
-class PatchSampler:
-    """Patch `i` of the stream depends only on (seed, i), so resumed runs see the same data.
-
-    Patches are (N, H, W) or channel-stacked (N, H, W, C), e.g. image and mask, which then flip together.
-
-    With synthetic patches, each draw is synthetic with probability ratio / (1 + ratio), so the stream
-    holds `synthetic_ratio` synthetic images per real one on average (exactly reproducible for a seed).
-    """
-
-    def __init__(self, patches: np.ndarray, flips: bool, seed: int, synthetic: np.ndarray | None = None,
-                 synthetic_ratio: float = 0.0) -> None:
-        self.patches = patches
-        self.flips = flips
-        self.seed = seed
-        self.synthetic = synthetic if synthetic is not None and len(synthetic) and synthetic_ratio > 0 else None
-        self.synthetic_fraction = synthetic_ratio / (1.0 + synthetic_ratio) if self.synthetic is not None else 0.0
-
-    def sample(self, index: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, int(index)])
-        pool = self.synthetic if self.synthetic is not None and rng.random() < self.synthetic_fraction else self.patches
-        patch = pool[int(rng.integers(len(pool)))]
-        if self.flips:
-            patch = np.rot90(patch, int(rng.integers(4)))
-            if rng.integers(2):
-                patch = patch[:, ::-1]
-        return np.ascontiguousarray(patch if patch.ndim == 3 else patch[..., None])
-
-    def dataset(self, batch_size: int, start_index: int) -> tf.data.Dataset:
-        shape = self.patches.shape[1:] if self.patches.ndim == 4 else (*self.patches.shape[1:], 1)
-
-        def load(index):
-            patch = tf.numpy_function(self.sample, [index], tf.float32, stateful=False)
-            return tf.ensure_shape(patch, shape)
-
-        return (tf.data.Dataset.counter(start_index)
-                .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .batch(batch_size, drop_remainder=True)
-                .prefetch(tf.data.AUTOTUNE))

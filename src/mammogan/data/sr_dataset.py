@@ -1,10 +1,9 @@
-"""Super-resolution data: LR/HR pairs from dataset folders, as a deterministic, resumable tf.data pipeline.
+"""Super-resolution data: LR/HR pairs (and lesion masks) read from dataset folders.
 
 Pairs come from a split folder's `images/` (HR) and either an LR subfolder paired by file name or
-on-the-fly degradation with the same code `prepare` uses. Every training crop is a pure function
-of (seed, crop index), so a resumed run continues with exactly the crops it would have seen.
-Training images are decoded into RAM here (`storage = "memory"`) or streamed from TFRecord shards
-(`storage = "tfrecord"`, sr_tfrecord.py) for sets larger than memory.
+on-the-fly degradation with the same code `prepare` uses. A split is decoded into RAM here
+(`load_split`) or written to TFRecord shards (sr_tfrecord.py) for sets larger than memory; the
+training crops of both are drawn in samplers.py.
 """
 
 from __future__ import annotations
@@ -12,22 +11,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 import numpy as np
-import tensorflow as tf
 
+from ..config.loader import Config
 from ..errors import DataError
-from ..core.logs import get_logger
 from .degradation import DegradationSpec, degrade, trim_to_multiple
 from .images import list_images, read_image, read_mask
-
-if TYPE_CHECKING:
-    from ..config.loader import Config
-    from .sr_tfrecord import ShardSampler
-
-log = get_logger("data")
-MAX_LESION_POINTS = 20000
 
 
 @dataclass
@@ -54,7 +45,7 @@ def degradation_for(folder: Path, scale: int) -> DegradationSpec:
     return DegradationSpec("bicubic", scale)
 
 
-def lr_subdir_for(config) -> str:
+def lr_subdir_for(config: Config) -> str:
     """`[dataset] lr_subdir` with `{scale}` filled in, so one pattern ("lr_x{scale}") serves ×2 and ×4 configs."""
     return config.dataset.lr_subdir.replace("{scale}", str(config.model.scale))
 
@@ -133,88 +124,3 @@ def load_split(folder: Path, scale: int, lr_subdir: str, data_range: float, min_
         dtype=np.dtype(dtype),
         scale=scale,
     )
-
-
-def crop_sides(patch_size: int, scale: int) -> tuple[int, int]:
-    """(HR, LR) crop sides; the HR side must divide by the scale so LR crop × scale = HR crop exactly."""
-    if patch_size % scale:
-        raise DataError(f"patch_size {patch_size} must be a multiple of the scale {scale}.")
-    return patch_size, patch_size // scale
-
-
-class CropSampler:
-    """Draws aligned LR/HR/mask crops; crop `i` depends only on (seed, i)."""
-
-    def __init__(self, split: SRSplit, patch_size: int, lesion_fraction: float, flips: bool, seed: int) -> None:
-        self.split = split
-        self.hr_patch, self.lr_patch = crop_sides(patch_size, split.scale)
-        self.lesion_fraction = lesion_fraction
-        self.flips = flips
-        self.seed = seed
-        self.lesion_points = [self._points(m) for m in split.masks]
-
-    @staticmethod
-    def _points(mask: np.ndarray | None) -> np.ndarray | None:
-        if mask is None or not mask.any():
-            return None
-        points = np.argwhere(mask > 0)
-        if len(points) > MAX_LESION_POINTS:
-            points = points[np.linspace(0, len(points) - 1, MAX_LESION_POINTS).astype(np.int64)]
-        return points
-
-    def crop(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rng = np.random.default_rng([self.seed, int(index)])
-        image = int(rng.integers(len(self.split.hr)))
-        lr, hr, mask = self.split.lr[image], self.split.hr[image], self.split.masks[image]
-        s, lp = self.split.scale, self.lr_patch
-        max_y, max_x = lr.shape[0] - lp, lr.shape[1] - lp
-        points = self.lesion_points[image]
-        if points is not None and rng.random() < self.lesion_fraction:
-            cy, cx = points[int(rng.integers(len(points)))] // s
-            y = int(np.clip(cy - lp // 2 + rng.integers(-lp // 4, lp // 4 + 1), 0, max_y))
-            x = int(np.clip(cx - lp // 2 + rng.integers(-lp // 4, lp // 4 + 1), 0, max_x))
-        else:
-            y, x = int(rng.integers(max_y + 1)), int(rng.integers(max_x + 1))
-        lr_crop = lr[y : y + lp, x : x + lp]
-        hr_crop = hr[y * s : (y + lp) * s, x * s : (x + lp) * s]
-        mask_crop = mask[y * s : (y + lp) * s, x * s : (x + lp) * s] if mask is not None else np.zeros_like(hr_crop)
-        if self.flips:
-            turns, flip = int(rng.integers(4)), bool(rng.integers(2))
-            lr_crop, hr_crop, mask_crop = (np.rot90(a, turns) for a in (lr_crop, hr_crop, mask_crop))
-            if flip:
-                lr_crop, hr_crop, mask_crop = (a[:, ::-1] for a in (lr_crop, hr_crop, mask_crop))
-        return tuple(np.ascontiguousarray(a)[..., None] for a in (lr_crop, hr_crop, mask_crop))  # type: ignore[return-value]
-
-    def dataset(self, batch_size: int, start_index: int) -> tf.data.Dataset:
-        """An endless batched dataset of (lr, hr, mask) starting at crop number `start_index`."""
-        lp, hp = self.lr_patch, self.hr_patch
-
-        def load(index: tf.Tensor):
-            lr, hr, mask = tf.numpy_function(self.crop, [index], [tf.float32, tf.float32, tf.float32], stateful=False)
-            return tf.ensure_shape(lr, (lp, lp, 1)), tf.ensure_shape(hr, (hp, hp, 1)), tf.ensure_shape(mask, (hp, hp, 1))
-
-        return (
-            tf.data.Dataset.counter(start_index)
-            .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .batch(batch_size, drop_remainder=True)
-            .prefetch(tf.data.AUTOTUNE)
-        )
-
-
-def training_sampler(config: Config, train_dir: Path) -> CropSampler | ShardSampler:
-    """The crops SR training draws, per `[dataset] storage`: the split decoded in RAM, or streamed from
-    TFRecord shards (written on first use, rewritten when the sources change). Both have `.dataset(batch, start)`."""
-    data, scale = config.dataset, config.model.scale
-    if data.storage == "memory":
-        split = load_split(train_dir, scale, lr_subdir_for(config), data.data_range, data.patch_size)
-        return CropSampler(split, data.patch_size, data.lesion_crop_fraction, data.augment_flips, config.train.seed)
-    from .sr_tfrecord import ShardSampler, ensure_shards
-
-    out_dir = data.tfrecord_dir or train_dir / f"tfrecords_x{scale}"
-    try:
-        shards = ensure_shards(train_dir, out_dir, scale, lr_subdir_for(config), data.patch_size)
-    except OSError as exc:
-        raise config.error("dataset", "tfrecord_dir", f"cannot write TFRecord shards to {out_dir}: {exc.strerror or exc} "
-                           "(set it to a writable folder with room for the PNG-compressed training set)") from None
-    return ShardSampler(shards, data.patch_size, data.lesion_crop_fraction, data.augment_flips, config.train.seed,
-                        data.crops_per_image, data.shuffle_buffer, data.data_range)

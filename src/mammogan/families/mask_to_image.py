@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from ..config.loader import Config
 from ..data.mask_prior import inference_masks
-from ..data.patch_dataset import PatchSampler, load_masks
+from ..data.patch_dataset import load_masks
+from ..data.samplers import PatchSampler
 from ..losses import feature_matching_loss, pixel_loss_per_example
 from ..models.sampling import Conditions, latent_batch, to_unit_range
 from ..registry import FAMILIES, LOSSES

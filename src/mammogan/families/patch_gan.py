@@ -16,7 +16,8 @@ import tensorflow as tf
 
 from ..config.loader import Config
 from ..core.logs import get_logger
-from ..data.patch_dataset import PatchSampler, load_patches, load_synthetic_patches
+from ..data.patch_dataset import load_patches, load_synthetic_patches
+from ..data.samplers import PatchSampler
 from ..evaluate.synthetic import check_synthetic_evaluation, evaluate_synthetic
 from ..infer.synthetic import write_synthetic_dataset
 from ..losses import gradient_penalty

@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.loader import Config
-from ..data.sr_dataset import load_split, lr_subdir_for, training_sampler
+from ..data.samplers import training_sampler
+from ..data.sr_dataset import load_split, lr_subdir_for
 from ..evaluate.sr import evaluate_super_resolution
 from ..infer.super_resolution import super_resolve_folder
 from ..losses import feature_matching_loss, pixel_loss_per_example

@@ -6,14 +6,12 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config.loader import Config
 from ..core.io import atomic_write_text
+from .settings import PrepareSettings
 from .splits import SPLITS
-
-if TYPE_CHECKING:
-    from .pipeline import PrepareSettings
 
 
 def _csv_text(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -33,7 +31,7 @@ def _sr_patches(records: list[dict[str, Any]], size: int, scale: int) -> dict[st
                                   for split in SPLITS}}}
 
 
-def write_manifests(output_dir: Path, records: dict[str, dict[str, Any]], settings: "PrepareSettings", config: Config) -> None:
+def write_manifests(output_dir: Path, records: dict[str, dict[str, Any]], settings: PrepareSettings, config: Config) -> None:
     ordered = [records[k] for k in sorted(records)]
     manifest = {
         "source_kind": config.prepare.kind,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -13,9 +12,7 @@ import numpy as np
 from ..data.images import write_png
 from ..data.lesions import SourceImage
 from ..data.masks import GridTransform
-
-if TYPE_CHECKING:
-    from .pipeline import PrepareSettings
+from .settings import PrepareSettings
 
 
 @dataclass
@@ -39,7 +36,7 @@ def _window(cx: float, cy: float, side: int, shape: tuple[int, int]) -> tuple[in
     return x0, y0, x0 + side, y0 + side
 
 
-def _save(settings: "PrepareSettings", split: str, name: str, image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
+def _save(settings: PrepareSettings, split: str, name: str, image: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> None:
     x0, y0, x1, y1 = box
     size = settings.patch_size
     crop, crop_mask = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
@@ -52,7 +49,7 @@ def _save(settings: "PrepareSettings", split: str, name: str, image: np.ndarray,
 
 
 def cut_patches(source: SourceImage, split: str, image: np.ndarray, masks: dict[str, np.ndarray],
-                region: np.ndarray, transform: GridTransform, settings: "PrepareSettings") -> list[PatchRecord]:
+                region: np.ndarray, transform: GridTransform, settings: PrepareSettings) -> list[PatchRecord]:
     records: list[PatchRecord] = []
     counters: dict[str, int] = {}
     for lesion in source.lesions:
@@ -82,7 +79,7 @@ def _inside(integral: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> int:
 
 
 def _normal_patches(source: SourceImage, split: str, image: np.ndarray, lesion_mask: np.ndarray,
-                    region: np.ndarray, settings: "PrepareSettings") -> list[PatchRecord]:
+                    region: np.ndarray, settings: PrepareSettings) -> list[PatchRecord]:
     """Healthy tissue: windows mostly inside the breast that touch no lesion."""
     side = settings.patch_size
     height, width = image.shape

@@ -22,10 +22,12 @@ from typing import Any, Iterator
 
 import cv2
 import numpy as np
+import pydicom
 
 from ..config.loader import Config, write_resolved_config
 from ..data.breast import Box, breast_mask, chest_wall_side, crop_box, dilate
-from ..data.degradation import DegradationSpec, degrade, trim_to_multiple
+from ..data.degradation import degrade, trim_to_multiple
+from ..data.dicom import DICOM_ERRORS, pseudonym, read_dicom
 from ..data.images import DICOM_SUFFIXES, read_image, write_png
 from ..data.lesions import LESION_CLASSES, SourceImage
 from ..data.masks import GridTransform, class_masks
@@ -34,87 +36,14 @@ from ..registry import PREPARE_KINDS
 from ..core.io import atomic_write_text
 from ..core.logs import add_log_file, get_logger
 from ..core.progress import progress
+from .manifest import write_manifests
 from .patches import cut_patches, sr_patch_boxes, write_sr_patches
+from .settings import PrepareSettings
 from .sources import AFTER_RUN
 from .splits import assign_splits
 
 log = get_logger("prepare")
 RECORDS = ".records"
-
-
-@dataclass(frozen=True)
-class PrepareSettings:
-    """The picklable part of `[prepare]` a worker process needs."""
-
-    output_dir: Path
-    bit_depth: int
-    voi_lut: bool
-    orientation: str
-    crop_breast: bool
-    clear_background: bool
-    crop_threshold: float
-    crop_margin: int
-    max_size: int
-    sr_scales: tuple[int, ...]
-    sr_patch_size: int
-    degradation: str
-    blur_sigma: float
-    noise_std: float
-    point_radius: float
-    point_radius_unit: str
-    patch_size: int
-    patch_zooms: tuple[float, ...]
-    normal_patches_per_image: int
-    min_breast_fraction: float
-    seed: int
-    overwrite: bool
-    pseudonym_key: bytes
-
-    @classmethod
-    def from_config(cls, config: Config, pseudonym_key: bytes) -> "PrepareSettings":
-        p = config.prepare
-        return cls(
-            output_dir=config.need("prepare", "output_dir", "prepare"),
-            bit_depth=_bit_depth(config),
-            voi_lut=p.voi_lut,
-            orientation=p.orientation,
-            crop_breast=p.crop_breast,
-            clear_background=p.clear_background,
-            crop_threshold=p.crop_threshold,
-            crop_margin=p.crop_margin,
-            max_size=p.max_size,
-            sr_scales=tuple(p.sr_scales),
-            sr_patch_size=_sr_patch_size(config),
-            degradation=p.degradation,
-            blur_sigma=p.blur_sigma,
-            noise_std=p.noise_std,
-            point_radius=p.point_radius,
-            point_radius_unit=p.point_radius_unit,
-            patch_size=p.patch_size,
-            patch_zooms=tuple(p.patch_zooms),
-            normal_patches_per_image=p.normal_patches_per_image,
-            min_breast_fraction=p.min_breast_fraction,
-            seed=p.seed,
-            overwrite=p.overwrite,
-            pseudonym_key=pseudonym_key,
-        )
-
-    def degradation_spec(self, scale: int) -> DegradationSpec:
-        return DegradationSpec(self.degradation, scale, self.blur_sigma, self.noise_std)
-
-
-def _sr_patch_size(config: Config) -> int:
-    size, multiple = config.prepare.sr_patch_size, math.lcm(*config.prepare.sr_scales)
-    if size % multiple:
-        raise config.error("prepare", "sr_patch_size", f"expected a multiple of {multiple} so that every sr_scales "
-                           "factor divides it (LR patches are HR patches / scale), or 0")
-    return size
-
-
-def _bit_depth(config: Config) -> int:
-    if config.prepare.bit_depth not in (8, 16):
-        raise config.error("prepare", "bit_depth", "expected 8 or 16")
-    return config.prepare.bit_depth
 
 
 @dataclass
@@ -131,8 +60,6 @@ class Loaded:
 
 def load_source(source: SourceImage, settings: PrepareSettings) -> Loaded:
     if source.path.suffix.lower() in DICOM_SUFFIXES:
-        from ..data.dicom import read_dicom
-
         image = read_dicom(source.path, settings.voi_lut)
         return Loaded(image.pixels, source.patient_id, image.laterality or source.laterality,
                       image.view or source.view, image.pixel_spacing_mm, {**source.metadata, **image.metadata})
@@ -248,9 +175,7 @@ def _job(args: tuple[SourceImage, str, PrepareSettings, str]) -> tuple[str, dict
 
 def _fingerprint(settings: PrepareSettings, source: SourceImage, split: str) -> str:
     """What an image's outputs depend on besides its file: a record with another fingerprint is stale."""
-    values = {k: v for k, v in asdict(settings).items() if k not in ("output_dir", "overwrite")}
-    values["pseudonym_key"] = settings.pseudonym_key.hex()
-    payload = {"settings": values, "split": split, "lesions": [lesion.as_dict() for lesion in source.lesions]}
+    payload = {"settings": settings.output_values(), "split": split, "lesions": [lesion.as_dict() for lesion in source.lesions]}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -273,10 +198,6 @@ def _patients(sources: list[SourceImage], settings: PrepareSettings) -> dict[str
     DICOM patients become keyed pseudonyms of the reader's id, else the header's PatientID (read
     without pixels), else the parent folder or file name.
     """
-    import pydicom
-
-    from ..data.dicom import DICOM_ERRORS, pseudonym
-
     patients = {}
     for source in sources:
         if source.path.suffix.lower() not in DICOM_SUFFIXES:
@@ -347,8 +268,6 @@ def run_prepare(config: Config) -> int:
             log.error("FAILED %s", error)
         else:
             records[image_id] = record  # type: ignore[assignment]
-    from .manifest import write_manifests
-
     write_manifests(output_dir, records, settings, config)
     after_run = AFTER_RUN.get(config.prepare.kind)
     if after_run is not None:
