@@ -14,7 +14,6 @@ import pytest
 
 from mammogan import catalog
 from mammogan.config import load_config, render_config
-from mammogan.config.loader import validate
 from mammogan.config.schema import SECTIONS
 from mammogan.errors import ConfigError
 from mammogan.registry import REGISTRIES, Registry

@@ -10,7 +10,6 @@ import argparse
 import os
 import sys
 import textwrap
-from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import UserError

@@ -9,7 +9,7 @@ Trainer builds one per run and drives its phases, steps, validation, tiles and e
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import tensorflow as tf

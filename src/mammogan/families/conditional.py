@@ -51,9 +51,6 @@ class ConditionalGAN(PatchGAN):
         return split_labels(split_dir, config.model.classes, config.dataset.class_column, "[model] classes")
 
     def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
-        if config.dataset.synthetic_dirs:
-            raise config.error("dataset", "synthetic_dirs", "the conditional task does not mix synthetic images "
-                               "(their classes are not read); use it with real patches only")
         self.classes = list(config.model.classes)
         if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes):
             raise config.error("model", "classes", f"a conditional GAN needs at least two distinct class names, got {self.classes}")

@@ -64,9 +64,6 @@ class MaskToImageGAN(PatchGAN):
         return Conditions(count, masks=split_masks[np.arange(count) % len(split_masks)])
 
     def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
-        if config.dataset.synthetic_dirs:
-            raise config.error("dataset", "synthetic_dirs", "the mask_to_image task does not mix synthetic images "
-                               "(it trains on real image/mask pairs)")
         unknown = set(config.train.loss_weights) - set(LOSS_TERMS)
         if unknown:
             raise config.error("train", "loss_weights", f"unknown term(s) {sorted(unknown)}; the mask_to_image generator "

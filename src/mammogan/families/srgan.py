@@ -38,9 +38,6 @@ class SRGAN(GANFamily):
 
     def __init__(self, config: Config, strategy: tf.distribute.Strategy) -> None:
         super().__init__(config, strategy)
-        if config.dataset.synthetic_dirs:
-            raise config.error("dataset", "synthetic_dirs", "the srgan task does not mix synthetic images (GAN samples have "
-                               "no LR partners or lesion masks); only synthetic-image tasks (dcgan) read them")
         self.scale = config.model.scale
         train_dir = config.need("dataset", "train_dir", "training")
         valid_dir = config.need("dataset", "valid_dir", "validation")

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..config.loader import Config
-from ..data.images import list_images, write_png
+from ..data.images import write_png
 from ..data.patch_dataset import ORIENTATIONS, load_patches, orient, patch_names
 from ..metrics.features import FeatureExtractor
 from ..metrics.full_reference import SSIM_FILTER_SIZE
