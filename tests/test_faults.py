@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from mammogan.cli import main
+from mammogan.data.images import read_image, write_png
 from test_training import sr_config
 
 TRAIN = """
@@ -184,3 +185,40 @@ def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
 
     for clean_weight, resumed_weight in zip(final_weights(clean), final_weights(killed), strict=True):
         np.testing.assert_allclose(resumed_weight, clean_weight, rtol=0, atol=1e-6)
+
+
+def split_copy(prepared_sample: Path, tmp_path: Path) -> Path:
+    """The prepared training split copied, to be damaged (it holds several images, the test split only one)."""
+    split = tmp_path / "split"
+    shutil.copytree(prepared_sample / "train", split)
+    return split
+
+
+def test_evaluate_finishes_the_good_images_and_lists_the_bad_one(finished_run, prepared_sample, tmp_path, caplog):
+    split = split_copy(prepared_sample, tmp_path)
+    images = sorted((split / "images").glob("*.png"))
+    images[1].write_bytes(b"not a png")
+    config = tmp_path / "eval.config"
+    text = (finished_run / "train_eval_infer.config").read_text() + f'[eval]\noutput_dir = "{tmp_path / "evaluation"}"\n'
+    text = text.replace("[dataset]\n", f'[dataset]\ntest_dir = "{split}"\n', 1)
+    config.write_text(text.replace("[train]\n", f'[train]\noutput_dir = "{finished_run / "output"}"\n', 1))
+    assert main(["evaluate", str(config)]) == 2
+    text = message(caplog)
+    assert f"FAILED {images[1]}" in text and "1 test image(s) could not be evaluated" in text
+    with (tmp_path / "evaluation" / "per_image.csv").open() as handle:
+        evaluated = [line.split(",")[0] for line in handle.read().splitlines()[1:]]
+    assert evaluated == [path.stem for path in images if path != images[1]]
+
+
+def test_a_mask_of_another_size_is_refused_before_training_writes_anything(prepared_sample, tmp_path, caplog):
+    split = split_copy(prepared_sample, tmp_path)
+    mask = sorted((split / "masks").glob("*.png"))[0]
+    image = read_image(mask)
+    write_png(mask, image[:-4])
+    run = tmp_path / "run"
+    config = sr_config(run, prepared_sample, TRAIN)
+    config.write_text(config.read_text().replace(f'train_dir = "{prepared_sample / "train"}"', f'train_dir = "{split}"'))
+    assert main(["train", str(config)]) == 2
+    height, width = image.shape
+    assert f"{mask}: mask is {width}x{height - 4} but its image {split / 'images' / mask.name} is {width}x{height}" in message(caplog)
+    assert not (run / "output").exists()

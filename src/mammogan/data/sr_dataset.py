@@ -68,7 +68,8 @@ def check_crop_fits(path: Path, height: int, width: int, min_hr_size: int) -> No
 
 def read_pair(path: Path, folder: Path, scale: int, lr_subdir: str, spec: DegradationSpec, min_hr_size: int = 0) -> SourcePair:
     """Read one HR image, its LR partner (by name) or its degradation, and its lesion mask when present."""
-    hr = trim_to_multiple(read_image(path), scale)
+    full = read_image(path)
+    hr = trim_to_multiple(full, scale)
     check_crop_fits(path, hr.shape[0], hr.shape[1], min_hr_size)
     if lr_subdir:
         lr_path = folder / lr_subdir / path.name
@@ -80,8 +81,11 @@ def read_pair(path: Path, folder: Path, scale: int, lr_subdir: str, spec: Degrad
     else:
         lr = degrade(hr, spec)
     mask_path = folder / "masks" / path.name
-    mask = read_mask(mask_path)[: hr.shape[0], : hr.shape[1]] if mask_path.is_file() else None
-    return SourcePair(path, hr, lr, mask)
+    mask = read_mask(mask_path) if mask_path.is_file() else None
+    if mask is not None and mask.shape != full.shape:
+        raise DataError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {path} is "
+                        f"{full.shape[1]}x{full.shape[0]} (masks are paired with images by file name).")
+    return SourcePair(path, hr, lr, None if mask is None else mask[: hr.shape[0], : hr.shape[1]])
 
 
 def source_images(folder: Path) -> list[Path]:
@@ -92,16 +96,27 @@ def source_images(folder: Path) -> list[Path]:
     return paths
 
 
-def read_pairs(folder: Path, scale: int, lr_subdir: str, min_hr_size: int = 0) -> Iterator[SourcePair]:
-    """`read_pair` over a split, one image decoded at a time; a split must have one bit depth."""
+def read_pairs(folder: Path, scale: int, lr_subdir: str, min_hr_size: int = 0,
+               failures: list[str] | None = None) -> Iterator[SourcePair]:
+    """`read_pair` over a split, one image decoded at a time; a split must have one bit depth.
+
+    With a `failures` list, an image that cannot be used is recorded there (file and reason) and skipped,
+    so a batch job finishes the good images; without one, the first problem raises.
+    """
     spec = degradation_for(folder, scale)
     dtype = None
     for path in source_images(folder):
-        pair = read_pair(path, folder, scale, lr_subdir, spec, min_hr_size)
-        if dtype is None:
-            dtype = pair.hr.dtype
-        elif pair.hr.dtype != dtype:
-            raise DataError(f"{path}: {pair.hr.dtype} image in a folder of {dtype} images; a split must have one bit depth.")
+        try:
+            pair = read_pair(path, folder, scale, lr_subdir, spec, min_hr_size)
+            if dtype is None:
+                dtype = pair.hr.dtype
+            elif pair.hr.dtype != dtype:
+                raise DataError(f"{path}: {pair.hr.dtype} image in a folder of {dtype} images; a split must have one bit depth.")
+        except DataError as error:
+            if failures is None:
+                raise
+            failures.append(str(error))
+            continue
         yield pair
 
 
@@ -110,9 +125,12 @@ def full_scale_for(data_range: float, dtype: np.dtype) -> float:
     return data_range or float(np.iinfo(dtype).max)
 
 
-def load_split(folder: Path, scale: int, lr_subdir: str, data_range: float, min_hr_size: int = 0) -> SRSplit:
-    """Read HR images, LR partners (by name) or degrade HR, and lesion masks when present."""
-    pairs = list(read_pairs(folder, scale, lr_subdir, min_hr_size))
+def load_split(folder: Path, scale: int, lr_subdir: str, data_range: float, min_hr_size: int = 0,
+               failures: list[str] | None = None) -> SRSplit:
+    """Read HR images, LR partners (by name) or degrade HR, and lesion masks when present (`failures`: see read_pairs)."""
+    pairs = list(read_pairs(folder, scale, lr_subdir, min_hr_size, failures))
+    if not pairs:
+        raise DataError(f"{folder}: none of its images can be used: " + "; ".join(failures or []))
     dtype = pairs[0].hr.dtype
     full_scale = full_scale_for(data_range, dtype)
     return SRSplit(

@@ -67,9 +67,19 @@ def _metric(name: str, reference: np.ndarray, test: np.ndarray, data_range: floa
         return float("nan")
 
 
-def evaluate_super_resolution(config: Config, output_dir: Path) -> dict[str, dict[str, float]]:
-    """The SR family's `evaluate`: the trained generator against bicubic on [dataset] test_dir."""
-    return SREvaluation(config, output_dir).run()
+def evaluate_super_resolution(config: Config, output_dir: Path) -> int:
+    """The SR family's `evaluate`: the trained generator against bicubic on [dataset] test_dir.
+
+    Unusable test images are listed and skipped; the good ones are still evaluated, and the exit code is 2.
+    """
+    evaluation = SREvaluation(config, output_dir)
+    evaluation.run()
+    for failure in evaluation.failures:
+        log.error("FAILED %s", failure)
+    if evaluation.failures:
+        log.error("%d test image(s) could not be evaluated (listed above); the tables hold the other images.",
+                  len(evaluation.failures))
+    return 2 if evaluation.failures else 0
 
 
 class SREvaluation:
@@ -77,11 +87,13 @@ class SREvaluation:
         self.config = config
         self.output_dir = output_dir
         self.scale = config.model.scale
+        self.failures: list[str] = []
 
     def run(self) -> dict[str, dict[str, float]]:
         cfg = self.config
         runner = make_runner(load_sr_generator(cfg))  # first: a scale the model was not built with is the likelier mistake
-        split = load_split(cfg.need("dataset", "test_dir", "evaluate"), self.scale, lr_subdir_for(cfg), cfg.dataset.data_range)
+        split = load_split(cfg.need("dataset", "test_dir", "evaluate"), self.scale, lr_subdir_for(cfg), cfg.dataset.data_range,
+                           failures=self.failures)
         metrics = cfg.eval.metrics
         border = cfg.eval.border_crop
         rows = []

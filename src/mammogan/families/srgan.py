@@ -56,8 +56,7 @@ class SRGAN(GANFamily):
 
     @classmethod
     def evaluate(cls, config: Config, output_dir: Path) -> int:
-        evaluate_super_resolution(config, output_dir)
-        return 0
+        return evaluate_super_resolution(config, output_dir)
 
     @classmethod
     def infer(cls, config: Config, output_dir: Path) -> int:
