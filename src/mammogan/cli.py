@@ -31,23 +31,35 @@ def _augment(args: argparse.Namespace) -> int:
     return run_augment(_load(args.config))
 
 
+def _device_line() -> None:
+    """Load TensorFlow without its start-up notices and say in one line which device runs the job."""
+    from .core.devices import start_tensorflow
+
+    get_logger().info(start_tensorflow())
+
+
 def _train(args: argparse.Namespace) -> int:
     from .registry import FAMILIES
 
     config = _load(args.config)
+    _device_line()
     return FAMILIES.get(config.model.task, f"{config.path}: [model] task").train(config, resume=not args.restart)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .evaluate.evaluator import Evaluator
 
-    return Evaluator(_load(args.config)).run()
+    config = _load(args.config)
+    _device_line()
+    return Evaluator(config).run()
 
 
 def _infer(args: argparse.Namespace) -> int:
     from .infer.inferencer import Inferencer
 
-    return Inferencer(_load(args.config)).run()
+    config = _load(args.config)
+    _device_line()
+    return Inferencer(config).run()
 
 
 def _config_show(args: argparse.Namespace) -> int:

@@ -185,7 +185,7 @@ def build_inception(path: str | Path | None = None, *, seed: int = 0, batch_size
     if not with_top:
         reason = f"{weights.name} has no ImageNet classifier head (use {INCEPTION_TOP_WEIGHTS_FILE} for the classifier score)"
         return FeatureExtractor(name, network, _inception_preprocess, batch_size, reason)
-    model = keras.Model(network.inputs, [network.get_layer("avg_pool").output, network.output], name="inception_v3_head")
+    model = keras.Model(network.input, [network.get_layer("avg_pool").output, network.output], name="inception_v3_head")
     return FeatureExtractor(name, model, _inception_preprocess, batch_size)
 
 
