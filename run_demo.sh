@@ -16,8 +16,8 @@ projects/GAN/DCGAN-MIAS/3.infer.sh
 cat <<MSG
 
 Done. Where to look:
-  prepared data     dataset/MIAS-sample/ (images, masks, lr_x2, lr_x4, patches/, manifest.json)
-  augmented data    dataset/MIAS-sample-augmented/ (augmentation.csv lists every output)
+  prepared data     dataset/MIAS-sample/{train,valid,test}/ (images, masks, lr_x2, lr_x4), patches/, manifest.json
+  augmented data    dataset/MIAS-sample-augmented/{train,valid,test}/ (augmentation.csv lists every output)
   SRGAN tiles       projects/SRGAN/MIAS-x2/output/epoch_tiles/ and epoch_tiles.gif
   SRGAN metrics     projects/SRGAN/MIAS-x2/output/train_metrics.csv, output/evaluation/evaluation.csv
   SR outputs        projects/SRGAN/MIAS-x2/output/inference/
