@@ -10,7 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config.loader import Config, start_output_folder
+from ..core.logs import get_logger
 from ..registry import FAMILIES
+from ..visual.report import write_command_report
+
+log = get_logger("evaluate")
 
 
 class Evaluator:
@@ -22,4 +26,6 @@ class Evaluator:
     def run(self) -> int:
         self.family.check(self.config, "evaluate")
         start_output_folder(self.config, self.output_dir, "evaluate.log")
-        return self.family.evaluate(self.config, self.output_dir)
+        code = self.family.evaluate(self.config, self.output_dir)
+        log.info("Report: %s", write_command_report(self.config, self.output_dir, "evaluation"))
+        return code

@@ -23,6 +23,7 @@ from ..train.optimizers import build_optimizer, reducible_rate
 from ..train.randomness import StepRandom
 from ..train.stabilisers import AdaptiveAugment, diff_augment, with_instance_noise
 from ..train.trainer import Trainer
+from ..visual.report import write_command_report
 
 log = get_logger("train")
 
@@ -60,7 +61,9 @@ class Study(Family):
 
     @classmethod
     def train(cls, config: Config, resume: bool) -> int:
-        return cls(config).run()
+        code = cls(config).run()
+        log.info("Report: %s", write_command_report(config, config.train.output_dir, "study"))
+        return code
 
     @classmethod
     def evaluate(cls, config: Config, output_dir: Path) -> int:

@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config.loader import Config, start_output_folder
+from ..core.logs import get_logger
 from ..registry import FAMILIES
+from ..visual.report import write_command_report
+
+log = get_logger("infer")
 
 
 class Inferencer:
@@ -23,4 +27,6 @@ class Inferencer:
         if not self.family.infers:
             raise self.config.error("model", "task", "this study trains classifiers, not a generator: there is nothing to infer")
         start_output_folder(self.config, self.output_dir, "infer.log")
-        return self.family.infer(self.config, self.output_dir)
+        code = self.family.infer(self.config, self.output_dir)
+        log.info("Report: %s", write_command_report(self.config, self.output_dir, "inference"))
+        return code

@@ -25,6 +25,7 @@ from ..core.io import atomic_write_text
 from ..core.logs import add_log_file, get_logger
 from ..registry import FAMILIES
 from ..visual.plots import plot_history, write_contact_sheet
+from ..visual.report import write_command_report
 from .collapse import CollapseMonitor
 
 log = get_logger("train")
@@ -308,6 +309,7 @@ class Trainer:
             self._append_csv(row)
             self._tensorboard(row)
             self.task.write_tile(self.output_dir / "epoch_tiles" / f"epoch_{epoch:04d}.png", epoch, metrics)
+            write_command_report(self.config, self.output_dir, "training")
         monitored = metrics[self.task.monitor]
         value = monitored if self.task.monitor_mode == "min" else -monitored
         improved = value < float(self.best.numpy())
@@ -359,7 +361,9 @@ class Trainer:
             return {"step": float(self.step.numpy())}
         self.task.export(self.output_dir / "models" / "final")
         sheet = write_contact_sheet(sorted((self.output_dir / "epoch_tiles").glob("epoch_*.png")), self.output_dir / "epoch_tiles.gif")
+        report = write_command_report(self.config, self.output_dir, "training")
         log.info("Training finished at step %d. Run folder: %s", int(self.step.numpy()), self.output_dir)
+        log.info("  report: %s", report)
         log.info("  metrics: %s  tiles: %s  models: %s", self.output_dir / "train_metrics.csv", sheet or self.output_dir / "epoch_tiles",
                  self.output_dir / "models")
         return {"step": float(self.step.numpy())}
