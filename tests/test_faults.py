@@ -21,15 +21,8 @@ import pytest
 
 from mammogan.cli import main
 from mammogan.data.images import read_image, write_png
-from test_training import sr_config
+from test_training import TINY_SR_TRAIN as TRAIN, sr_config
 
-TRAIN = """
-    batch_size = 4
-    pretrain_steps = 10
-    gan_steps = 0
-    steps_per_epoch = 5
-    ema_decay = 0
-"""
 
 
 @pytest.fixture(scope="module")

@@ -13,15 +13,8 @@ import pytest
 from PIL import Image
 
 from mammogan.cli import main
-from test_training import sr_config
+from test_training import TINY_SR_TRAIN as TRAIN, sr_config
 
-TRAIN = """
-    batch_size = 4
-    pretrain_steps = 10
-    gan_steps = 0
-    steps_per_epoch = 5
-    ema_decay = 0
-"""
 
 
 class Links(html.parser.HTMLParser):

@@ -27,6 +27,16 @@ blocks = 1
 DISCRIMINATOR = "d_filters = 8\nd_blocks = 2\n"  # read only with an adversarial phase (gan_steps > 0)
 
 
+# A run of two 5-step epochs without an adversarial phase: the smallest SR run that checkpoints twice.
+TINY_SR_TRAIN = """
+    batch_size = 4
+    pretrain_steps = 10
+    gan_steps = 0
+    steps_per_epoch = 5
+    ema_decay = 0
+"""
+
+
 def sr_config(folder: Path, data: Path, train: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "train_eval_infer.config"
