@@ -31,7 +31,7 @@ from ..data.images import list_images, read_image, read_mask, write_png
 from ..errors import DataError
 from ..prepare.splits import SPLITS
 from ..registry import AUGMENTATIONS, DEGRADATIONS
-from ..core.io import atomic_path, atomic_write_text
+from ..core.io import atomic_path, atomic_write_text, check_writable_folder, remove_stale_temps
 from ..core.logs import add_log_file, get_logger
 from ..core.progress import progress
 from .transforms import Border, Pair, apply_steps
@@ -386,8 +386,9 @@ def run_augment(config: Config) -> int:
         sources += found
         failures += problems
 
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(output_dir, f"{config.path}: [generator] output_dir")  # the first write, once the config is known good
     log_path = add_log_file(output_dir, "augment.log")
+    remove_stale_temps(output_dir)
     write_resolved_config(config, output_dir)
     if not recipe:
         log.warning("augment: no augmentation is turned on in [generator]; the output is a plain copy.")

@@ -6,6 +6,8 @@ newline, density 0. Images and ROI masks are found under the image root either a
 (or a PNG/JPG copy of it) or, as in the NBIA download layout, anywhere inside the case folder the path
 starts with (`Mass-Training_P_00001_LEFT_CC_1/...`). The tables swap or repeat the ROI-mask and
 cropped-image file names for many rows, so the mask is recognised by content: the binary file.
+A row that cannot be read, or an ROI mask that cannot be read or does not fit its image, makes that
+image fail (it would be labelled from a part of its lesions); the other images go on.
 """
 
 from __future__ import annotations
@@ -55,8 +57,10 @@ def case_description_files(path: Path) -> list[Path]:
 
 
 def read_case_descriptions(paths: list[Path]) -> dict[str, ImageMetadata]:
-    """All rows of the tables grouped by full mammogram (the first folder of `image file path`)."""
+    """All rows of the tables grouped by full mammogram (the first folder of `image file path`); an
+    image with a row that cannot be read has that row in its `problems`."""
     images: dict[str, ImageMetadata] = {}
+    orphans: list[tuple[tuple[str | None, ...], str]] = []
     for path in paths:
         try:
             with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -67,20 +71,38 @@ def read_case_descriptions(paths: list[Path]) -> dict[str, ImageMetadata]:
                     raise DataError(f"{path}: not a CBIS-DDSM case-description CSV: columns {', '.join(map(repr, missing))} "
                                     f"are missing (found {', '.join(map(repr, header))}).")
                 for values in reader:
-                    _add_row(images, dict(zip(header, values)), f"{path}:{reader.line_num}", path.name)
+                    if not any(value.strip() for value in values):
+                        continue  # a blank line
+                    problem = None if len(values) == len(header) else f"the row has {len(values)} cells, the header {len(header)}"
+                    orphan = _add_row(images, dict(zip(header, values)), f"{path}:{reader.line_num}", path.name, problem)
+                    if orphan:
+                        orphans.append(orphan)
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise DataError(f"{path}: cannot read the CSV ({exc}).") from None
+    for key, problem in orphans:
+        named = [meta for meta in images.values() if (meta.patient_id, meta.laterality, meta.view) == key]
+        for meta in named:
+            meta.problems.append(problem)
+        if not named:
+            log.warning("%s; it names no image of the tables, so it is left out.", problem)
     if not images:
         raise DataError(f"{', '.join(map(str, paths))}: no CBIS-DDSM rows found.")
     return images
 
 
-def _add_row(images: dict[str, ImageMetadata], row: dict[str, str], where: str, source_file: str) -> None:
+def _add_row(images: dict[str, ImageMetadata], row: dict[str, str], where: str, source_file: str,
+             problem: str | None) -> tuple[tuple[str | None, ...], str] | None:
+    """Add the row's abnormality to its image. A row that cannot be read (`problem`, or no usable type)
+    goes to its image's problems instead; without an image file path it is returned with the patient,
+    breast side and view it names, so that it can mark those images."""
     image_path = _table_path(row.get("image file path"))
     abnormality_type = (text_value(row.get("abnormality type")) or "").lower()
-    if not image_path or abnormality_type not in _CLASSES:
-        log.warning("%s: row skipped (needs an image file path and abnormality type mass or calcification).", where)
-        return
+    if problem is None and abnormality_type not in _CLASSES:
+        problem = f"abnormality type {row.get('abnormality type')!r} is not mass or calcification"
+    laterality = laterality_value(row.get("left or right breast"))
+    view = (text_value(row.get("image view")) or "").upper() or None
+    if not image_path:
+        return (text_value(row.get("patient id")), laterality, view), f"{where}: {problem or 'the image file path is empty'}"
     image_id = PurePosixPath(image_path).parts[0]
     density = int_value(row.get("breast density"))
     if density is not None and not 1 <= density <= 4:
@@ -90,11 +112,14 @@ def _add_row(images: dict[str, ImageMetadata], row: dict[str, str], where: str, 
         image_id=image_id,
         source_file=source_file,
         patient_id=text_value(row.get("patient id")),
-        laterality=laterality_value(row.get("left or right breast")),
-        view=(text_value(row.get("image view")) or "").upper() or None,
+        laterality=laterality,
+        view=view,
         density=density,
         image_path=image_path,
     ))
+    if problem:
+        entry.problems.append(f"{where}: {problem}")
+        return None
     assessment = int_value(row.get("assessment"))
     entry.abnormalities.append(Abnormality(
         abnormality_type=abnormality_type,
@@ -106,6 +131,7 @@ def _add_row(images: dict[str, ImageMetadata], row: dict[str, str], where: str, 
         cropped_image_path=_table_path(row.get("cropped image file path")),
         details={name.replace(" ", "_"): text_value(row[name]) for name in _DETAILS if name in row},
     ))
+    return None
 
 
 # --- locating files -------------------------------------------------------------------------------------------
@@ -180,22 +206,42 @@ def mask_lesions(mask: np.ndarray, size: tuple[int, int], abnormality: Abnormali
     return lesions
 
 
-def _roi_lesions(candidates: tuple[Path, ...], abnormality: Abnormality, size: tuple[int, int]) -> tuple[list[Lesion], str | None]:
-    """Lesions from the abnormality's ROI mask, preferring a mask of the image's size; or why there are none."""
-    masks = []
+def _check_fits(mask: np.ndarray, mask_path: Path, image: Path, size: tuple[int, int]) -> None:
+    """A mask covers its image's frame when it has the image's size or is a scaled copy (the same aspect
+    ratio within 1 %, as CBIS-DDSM's half-size masks); any other size cannot be placed on the image."""
+    height, width = mask.shape
+    if (width, height) == size:
+        return
+    if abs(width * size[1] - height * size[0]) > 0.01 * width * size[1]:
+        raise DataError(f"{mask_path}: ROI mask is {width}x{height} but its image {image} is {size[0]}x{size[1]} "
+                        "(another aspect ratio, so not a scaled copy); the lesion cannot be placed.")
+    log.warning("%s: ROI mask is %dx%d but the image is %dx%d; scaled to the image.", mask_path, width, height, *size)
+
+
+def _roi_lesions(candidates: tuple[Path, ...], abnormality: Abnormality, image: Path,
+                 size: tuple[int, int]) -> tuple[list[Lesion], str | None]:
+    """Lesions from the abnormality's ROI mask, preferring a mask of the image's size; or why there are none.
+
+    A DataError when no mask was found but a candidate could not be read: that file may be the mask.
+    """
+    masks, unreadable = [], []
     for path in candidates:
         try:
             binary = _binary(_stored_pixels(path))
         except DataError as problem:
-            log.warning("%s", problem)
+            unreadable.append(str(problem))
             continue
         if binary is not None:
             masks.append((binary.shape[::-1] != size, path, binary))
+    label = f"{abnormality.abnormality_type} {abnormality.abnormality_id}"
+    if not masks and unreadable:
+        raise DataError(f"{image}: the ROI mask of its {label} cannot be read: {' '.join(unreadable)}")
+    for problem in unreadable:
+        log.warning("%s", problem)
     if not masks:
         return [], f"no binary ROI mask found for {abnormality.roi_mask_path}"
-    wrong_size, path, binary = min(masks, key=lambda m: m[0])
-    if wrong_size:
-        log.warning("%s: ROI mask is %dx%d but the image is %dx%d; scaled to the image.", path, *binary.shape[::-1], *size)
+    _, path, binary = min(masks, key=lambda m: m[0])
+    _check_fits(binary, path, image, size)
     return mask_lesions(binary, size, abnormality), None
 
 
@@ -204,13 +250,14 @@ class RoiLesionReader:
     """Reads one image's ROI masks into lesions. Picklable, so the worker preparing the image reads them
     (mask files are as large as the mammogram) instead of the main process before any work starts."""
 
+    image: Path
     abnormalities: tuple[Abnormality, ...]
     candidates: tuple[tuple[Path, ...], ...]  # possible mask files of each abnormality
 
     def __call__(self, size: tuple[int, int]) -> tuple[list[Lesion], list[str]]:
         lesions, problems = [], []
         for abnormality, candidates in zip(self.abnormalities, self.candidates):
-            found, problem = _roi_lesions(candidates, abnormality, size)
+            found, problem = _roi_lesions(candidates, abnormality, self.image, size)
             if problem:
                 problems.append(problem)
                 found = [Lesion(_CLASSES[abnormality.abnormality_type], severity=abnormality.pathology,
@@ -247,8 +294,9 @@ def source_images(root: Path, metadata: dict[str, ImageMetadata]) -> tuple[list[
             laterality=meta.laterality,
             view=meta.view,
             metadata={"density": meta.density, "abnormalities": [asdict(a) for a in meta.abnormalities]},
-            lesion_reader=RoiLesionReader(tuple(meta.abnormalities),
+            lesion_reader=RoiLesionReader(path, tuple(meta.abnormalities),
                                           tuple(tuple(tree.roi_candidates(a)) for a in meta.abnormalities)),
+            problem=f"{path}: its table rows cannot be read: {'; '.join(meta.problems)}." if meta.problems else None,
         ))
     report.images = len(sources)
     return sources, report

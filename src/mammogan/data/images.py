@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -21,13 +23,24 @@ def list_images(folder: Path, suffixes: tuple[str, ...] = RASTER_SUFFIXES) -> li
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
 
 
+@contextlib.contextmanager
+def _opencv_silent() -> Iterator[None]:
+    """OpenCV's own log off: a file it cannot decode gets the tool's message alone, not `[ WARN ]` lines before it."""
+    previous = cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
 def _decode(path: Path, what: str) -> np.ndarray:
     """Decode any raster file at its stored depth; unreadable files become a DataError naming them."""
     try:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise DataError(f"{path}: cannot read {what}: {exc.strerror or exc}.") from None
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    with _opencv_silent():
+        decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if decoded is None:
         raise DataError(f"{path}: not a readable {what} (expected PNG, PGM, JPEG, TIFF or BMP).")
     return decoded
@@ -64,7 +77,6 @@ def read_mask(path: Path) -> np.ndarray:
     if mask.dtype != np.uint8:
         mask = (mask > 0).astype(np.uint8) * 255
     return mask
-
 
 
 def write_png(path: Path, image: np.ndarray) -> None:

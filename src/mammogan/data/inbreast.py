@@ -6,7 +6,8 @@
 - Their per-image merge (`merged_data.json`), the matching of image files to entries by the INbreast id
   (DICOMs are named `<id>_<hash>_MG_<L|R>_<CC|ML>_ANON.dcm`), and ROI → `Lesion` conversion.
 
-A bad ROI or file is skipped with a warning naming it; one broken annotation never stops a dataset.
+A bad ROI or file is skipped with a warning naming it; one broken annotation never stops a dataset,
+but the image it belongs to is marked (`Annotations.unusable`) so that it is not prepared from the rest.
 """
 
 from __future__ import annotations
@@ -116,9 +117,15 @@ class Annotations:
 
     entries: dict[str, dict[str, Any]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # INbreast id → the first problem that lost geometry (a file or ROI skipped): without it, the image
+    # would be labelled from a part of its lesions, or as healthy.
+    unusable: dict[str, str] = field(default_factory=dict)
 
-    def warn(self, message: str) -> None:
+    def warn(self, message: str, file_id: str | None = None) -> None:
+        """Record a problem; with `file_id`, one by which that image's annotation lost a lesion."""
         self.problems.append(message)
+        if file_id is not None:
+            self.unusable.setdefault(file_id, message)
         log.warning("%s", message)
 
 
@@ -127,11 +134,11 @@ def read_annotation_file(path: Path, annotations: Annotations) -> None:
     try:
         data = plistlib.loads(path.read_bytes())
     except (OSError, ExpatError, ValueError, TypeError, OverflowError) as exc:
-        annotations.warn(f"{path}: skipped, not a readable OsiriX plist XML ({type(exc).__name__}: {exc}).")
+        annotations.warn(f"{path}: skipped, not a readable OsiriX plist XML ({type(exc).__name__}: {exc}).", path.stem)
         return
     images = data.get("Images") if isinstance(data, dict) else None
     if not isinstance(images, list) or not all(isinstance(i, dict) and isinstance(i.get("ROIs"), list) for i in images):
-        annotations.warn(f"{path}: skipped, expected a plist dict with an 'Images' array of dicts holding 'ROIs' arrays.")
+        annotations.warn(f"{path}: skipped, expected a plist dict with an 'Images' array of dicts holding 'ROIs' arrays.", path.stem)
         return
     rois = []
     for image_index, image in enumerate(images):
@@ -140,7 +147,7 @@ def read_annotation_file(path: Path, annotations: Annotations) -> None:
             try:
                 typed = _typed_roi(roi)
             except _RoiProblem as problem:
-                annotations.warn(f"{where} {roi_index}: skipped, {problem}.")
+                annotations.warn(f"{where} {roi_index}: skipped, {problem}.", path.stem)
                 continue
             if typed["NumberOfPoints"] != len(typed["Point_px"]):
                 annotations.warn(f"{where} {roi_index}: NumberOfPoints = {typed['NumberOfPoints']} but Point_px holds "
@@ -177,17 +184,19 @@ def roi_class(name: str) -> str:
     return "other"
 
 
-def lesions_from_rois(rois: list[dict[str, Any]]) -> list[Lesion]:
+def lesions_from_rois(rois: list[dict[str, Any]], source: str = "") -> list[Lesion]:
     """One Lesion per ROI in full-DICOM pixels: single points (Type 19) become points drawn as disks of
-    `point_radius`; polygons (Type 15) and ellipses (Type 9, stored as their outline) become polygons."""
+    `point_radius`; polygons (Type 15) and ellipses (Type 9, stored as their outline) become polygons.
+    `source` (the XML file) is kept with each lesion for messages."""
     lesions = []
     for roi in rois:
         points = [(p[0], p[1]) for p in roi["Point_px"]]
         lesion_class = roi_class(roi["Name"])
+        where = f"{source}: ROI {roi['IndexInImage']}" if source else ""
         if len(points) == 1:
-            lesions.append(Lesion(lesion_class, center=points[0], label=roi["Name"]))
+            lesions.append(Lesion(lesion_class, center=points[0], label=roi["Name"], where=where))
         else:
-            lesions.append(Lesion(lesion_class, points=points, label=roi["Name"]))
+            lesions.append(Lesion(lesion_class, points=points, label=roi["Name"], where=where))
     return lesions
 
 

@@ -14,7 +14,7 @@ class Lesion:
     """One annotated finding in source-image pixel coordinates (origin top-left, x right, y down).
 
     Geometry is a circle (`center` + `radius`), a polygon (`points`), or a single point (`center`,
-    radius None, drawn as a disk of configurable size).
+    radius None, drawn as a disk of configurable size); none when the annotation gives no location.
     """
 
     lesion_class: str
@@ -23,6 +23,21 @@ class Lesion:
     points: list[tuple[float, float]] | None = None
     severity: str | None = None
     label: str = ""
+    where: str = ""  # the annotation it was read from (file, line or ROI), for messages; not part of the record
+
+    @property
+    def located(self) -> bool:
+        return self.center is not None or bool(self.points)
+
+    def bounds(self) -> tuple[float, float, float, float] | None:
+        """(x0, y0, x1, y1) around the geometry in its own coordinates; None without a location."""
+        if self.points:
+            xs, ys = zip(*self.points)
+            return min(xs), min(ys), max(xs), max(ys)
+        if self.center is None:
+            return None
+        (x, y), radius = self.center, self.radius or 0.0
+        return x - radius, y - radius, x + radius, y + radius
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +62,9 @@ class SourceImage:
     lesions: list[Lesion] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     coordinate_size: tuple[int, int] | None = None  # (width, height) the lesion coordinates refer to
+    # Why the image must not be prepared although its file may be fine: its annotation could not be read
+    # (prepared from the rest, it would get wrong labels: a lesion without its mask, or healthy patches over it).
+    problem: str | None = None
     # Lesions that take reading files (CBIS-DDSM ROI masks) are read in the worker that prepares the image:
     # called with the image's (width, height), returns the lesions (added to `lesions`) and one line per problem.
     lesion_reader: Callable[[tuple[int, int]], tuple[list[Lesion], list[str]]] | None = None

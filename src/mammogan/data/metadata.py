@@ -42,6 +42,7 @@ class ImageMetadata:
     findings: dict[str, bool | None] = field(default_factory=dict)  # e.g. mass / micros / distortion / asymmetry
     abnormalities: list[Abnormality] = field(default_factory=list)
     image_path: str | None = None  # as written in the table, when it names the image file
+    problems: list[str] = field(default_factory=list)  # its rows that cannot be read: the image must not be prepared
 
 
 def column_key(name: Any) -> str:

@@ -2,7 +2,8 @@
 
 Handles the original distribution text: a free-text header, several rows per image, NORM rows
 without severity or coordinates, `*NOTE 3*` rows (widespread calcifications: no coordinates),
-trailing spaces, and the bottom-left coordinate origin.
+trailing spaces, and the bottom-left coordinate origin. A row that cannot be read (garbled text,
+incomplete or non-numeric coordinates) does not stop the file: it makes only its own image fail.
 """
 
 from __future__ import annotations
@@ -34,10 +35,24 @@ class MiasRow:
     x: int | None
     y: int | None  # as written: origin bottom-left
     radius: int | None
+    where: str = ""  # "Info.txt:<line>"
+    problem: str | None = None  # why the row cannot be used; its image must not be prepared
+
+
+def _coordinates(numbers: list[str]) -> tuple[int, int, int] | str:
+    """X Y RADIUS as written, or why they cannot be read."""
+    if len(numbers) != 3:
+        return f"expected the coordinates X Y RADIUS (or none), got {' '.join(numbers)!r}"
+    try:
+        x, y, radius = (int(float(v)) for v in numbers)
+    except ValueError:
+        return f"coordinates {numbers} are not numbers"
+    return (x, y, radius) if radius > 0 else f"radius {numbers[2]} is not positive"
 
 
 def parse_info(path: Path) -> dict[str, list[MiasRow]]:
-    """All rows of Info.txt grouped by image id (NORM images map to rows with abnormality 'NORM')."""
+    """All rows of Info.txt grouped by image id (NORM images map to rows with abnormality 'NORM');
+    rows that cannot be read are kept with their `problem`."""
     try:
         text = path.read_text(encoding="latin-1")
     except OSError as exc:
@@ -45,36 +60,41 @@ def parse_info(path: Path) -> dict[str, list[MiasRow]]:
     rows: dict[str, list[MiasRow]] = {}
     for line_number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
+        where = f"{path}:{line_number}"
         match = _ROW.match(line)
         if not match:
-            if re.match(r"^mdb\d{3}\b", line):
-                raise DataError(f"{path}:{line_number}: unreadable MIAS row {line!r}.")
+            image = re.match(r"^(mdb\d{3})\b", line)
+            if image:
+                problem = f"unreadable MIAS row {line!r} (expected REFNUM BG CLASS [SEVERITY X Y RADIUS])"
+                rows.setdefault(image[1], []).append(MiasRow(image[1], "", "", None, None, None, None, where, problem))
             continue
         image_id, background, abnormality, rest = match.groups()
         rest = re.sub(r"\*NOTE\s*\d+\*", "", rest).split()
         severity = rest[0] if rest and rest[0] in ("B", "M") else None
         numbers = rest[1:] if severity else rest
-        x = y = radius = None
-        if len(numbers) >= 3:
-            try:
-                x, y, radius = (int(float(v)) for v in numbers[:3])
-            except ValueError:
-                raise DataError(f"{path}:{line_number}: coordinates {numbers[:3]} are not numbers.") from None
-        rows.setdefault(image_id, []).append(MiasRow(image_id, background, abnormality, severity, x, y, radius))
+        coordinates = _coordinates(numbers) if numbers else (None, None, None)
+        problem = coordinates if isinstance(coordinates, str) else None
+        x, y, radius = (None, None, None) if problem else coordinates
+        rows.setdefault(image_id, []).append(MiasRow(image_id, background, abnormality, severity, x, y, radius, where, problem))
     if not rows:
         raise DataError(f"{path}: no MIAS rows (lines like 'mdb001 G CIRC B 535 425 197') found.")
     return rows
 
 
 def lesions_from_rows(rows: list[MiasRow], reference_size: int) -> list[Lesion]:
-    """Circles in top-left pixel coordinates of the `reference_size` frame (row = size - y)."""
+    """Circles in top-left pixel coordinates of the `reference_size` frame (row = size - y).
+
+    A DataError names the first row that cannot be read: an image is never labelled from part of its rows.
+    """
     lesions = []
     for row in rows:
+        if row.problem:
+            raise DataError(f"{row.where}: {row.problem}.")
         if row.abnormality == "NORM":
             continue
         lesion_class = MIAS_CLASSES[row.abnormality]
         if row.x is None or row.y is None:
-            lesions.append(Lesion(lesion_class, severity=row.severity, label=f"{row.abnormality} (no coordinates)"))
+            lesions.append(Lesion(lesion_class, severity=row.severity, label=f"{row.abnormality} (no coordinates)", where=row.where))
             continue
         lesions.append(
             Lesion(
@@ -83,6 +103,7 @@ def lesions_from_rows(rows: list[MiasRow], reference_size: int) -> list[Lesion]:
                 radius=float(row.radius or 0),
                 severity=row.severity,
                 label=row.abnormality,
+                where=row.where,
             )
         )
     return lesions

@@ -53,7 +53,7 @@ def cut_patches(source: SourceImage, split: str, image: np.ndarray, masks: dict[
     records: list[PatchRecord] = []
     counters: dict[str, int] = {}
     for lesion in source.lesions:
-        if lesion.center is None and not lesion.points:
+        if not lesion.located:
             continue
         if lesion.center is not None:
             cx, cy = transform.point(*lesion.center)
@@ -80,10 +80,12 @@ def _inside(integral: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> int:
 
 def _normal_patches(source: SourceImage, split: str, image: np.ndarray, lesion_mask: np.ndarray,
                     region: np.ndarray, settings: PrepareSettings) -> list[PatchRecord]:
-    """Healthy tissue: windows mostly inside the breast that touch no lesion."""
+    """Healthy tissue: windows mostly inside the breast that touch no lesion. None from an image with a
+    lesion of unknown place (MIAS rows without coordinates, a CBIS abnormality without its ROI mask):
+    any window could hold it."""
     side = settings.patch_size
     height, width = image.shape
-    if settings.normal_patches_per_image == 0 or side > min(height, width):
+    if settings.normal_patches_per_image == 0 or side > min(height, width) or not all(l.located for l in source.lesions):
         return []
     seed = settings.seed + int.from_bytes(source.image_id.encode()[-8:].rjust(8, b"\0"), "little") % (2**31)
     rng = np.random.default_rng(seed)

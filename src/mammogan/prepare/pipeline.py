@@ -33,7 +33,7 @@ from ..data.lesions import LESION_CLASSES, SourceImage
 from ..data.masks import GridTransform, class_masks
 from ..errors import DataError
 from ..registry import PREPARE_KINDS
-from ..core.io import atomic_write_text
+from ..core.io import atomic_write_text, check_writable_folder, remove_stale_temps
 from ..core.logs import add_log_file, get_logger
 from ..core.progress import progress
 from .manifest import write_manifests
@@ -156,15 +156,32 @@ def prepare_one(source: SourceImage, split: str, loaded: Loaded, settings: Prepa
     return record
 
 
+def check_lesions_in_frame(source: SourceImage, width: int, height: int) -> None:
+    """A lesion wholly outside its image (coordinates of another frame or image, a typo) would give a
+    lesion-labelled image with an empty mask: the image fails instead, before anything is written."""
+    scale = width / source.coordinate_size[0] if source.coordinate_size else 1.0
+    frame_width, frame_height = width / scale, height / scale
+    for lesion in source.lesions:
+        bounds = lesion.bounds()
+        if bounds is None:
+            continue
+        x0, y0, x1, y1 = bounds
+        if x1 < 0 or y1 < 0 or x0 >= frame_width or y0 >= frame_height:
+            raise DataError(f"{lesion.where or source.path}: the {lesion.lesion_class} lesion {lesion.label!r} lies outside "
+                            f"the {frame_width:g}x{frame_height:g} frame of {source.path} (x {x0:g} to {x1:g}, y {y0:g} to "
+                            f"{y1:g}, origin top-left); the annotation does not fit the image.")
+
+
 def _job(args: tuple[SourceImage, str, PrepareSettings, str]) -> tuple[str, dict[str, Any] | None, str | None]:
     source, split, settings, fingerprint = args
     try:
         loaded = load_source(source, settings)
+        height, width = loaded.pixels.shape
         problems: list[str] = []
         if source.lesion_reader is not None:
-            height, width = loaded.pixels.shape
             lesions, problems = source.lesion_reader((width, height))
             source = replace(source, lesions=source.lesions + lesions, lesion_reader=None)
+        check_lesions_in_frame(source, width, height)
         record = {**prepare_one(source, split, loaded, settings), "lesion_problems": problems, "fingerprint": fingerprint}
     except DataError as error:
         return source.image_id, None, str(error)
@@ -216,8 +233,7 @@ def _patients(sources: list[SourceImage], settings: PrepareSettings) -> dict[str
 def _pseudonym_key(config: Config, output_dir: Path) -> bytes:
     path: Path = config.prepare.pseudonym_key_file or output_dir / ".pseudonym_key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, secrets.token_hex(32))
+        atomic_write_text(path, secrets.token_hex(32), mode=0o600)  # a secret: owner only, whatever the umask
     return bytes.fromhex(path.read_text().strip())
 
 
@@ -230,9 +246,11 @@ def _run_jobs(jobs: list[tuple[SourceImage, str, PrepareSettings, str]], workers
 
 
 def run_prepare(config: Config) -> int:
+    """Prepare every source image; returns the exit code (2 when some failed, unless on_error = "skip")."""
     output_dir: Path = config.need("prepare", "output_dir", "prepare")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(output_dir, f"{config.path}: [prepare] output_dir")
     log_path = add_log_file(output_dir, "prepare.log")
+    remove_stale_temps(output_dir)
     write_resolved_config(config, output_dir)
     sources = PREPARE_KINDS.get(config.prepare.kind, f"{config.path}: [prepare] kind")(config)
     settings = PrepareSettings.from_config(config, _pseudonym_key(config, output_dir))
@@ -240,9 +258,14 @@ def run_prepare(config: Config) -> int:
     splits = assign_splits(patients, config.prepare.split_ratios, config.prepare.seed)
 
     records: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
     jobs = []
     changed = 0
     for source in sources:
+        if source.problem:  # takes part in the split (so the others keep theirs once it is fixed), never prepared
+            failures[source.image_id] = source.problem
+            log.error("FAILED %s", source.problem)
+            continue
         source = replace(source, patient_id=patients[source.image_id])
         marker = output_dir / RECORDS / f"{source.image_id}.json"
         split = splits[source.image_id]
@@ -257,11 +280,11 @@ def run_prepare(config: Config) -> int:
             if previous["split"] != split:
                 _remove_outputs(output_dir, previous)
         jobs.append((source, split, settings, fingerprint))
-    log.info("prepare: %d images (%d already done), %d workers → %s", len(sources), len(records), config.prepare.workers, output_dir)
+    done_before = len(records)
+    log.info("prepare: %d images (%d already done), %d workers → %s", len(sources), done_before, config.prepare.workers, output_dir)
     if changed:
         log.warning("prepare: %d finished images were made with other settings, split or annotations; they are redone.", changed)
 
-    failures: dict[str, str] = {}
     for image_id, record, error in progress(_run_jobs(jobs, config.prepare.workers), total=len(jobs), desc="prepare"):
         if error:
             failures[image_id] = error
@@ -272,7 +295,8 @@ def run_prepare(config: Config) -> int:
     after_run = AFTER_RUN.get(config.prepare.kind)
     if after_run is not None:
         after_run(config, sources, records)
-    log.info("prepare: %d images written, %d failed. Dataset: %s (log: %s)", len(records), len(failures), output_dir, log_path)
+    log.info("prepare: %d images written, %d already done, %d failed. Dataset: %s (log: %s)",
+             len(records) - done_before, done_before, len(failures), output_dir, log_path)
     if failures:
         log.error("Files that could not be prepared:\n  %s", "\n  ".join(failures.values()))
         if config.prepare.on_error == "fail":

@@ -21,7 +21,11 @@ log = get_logger("prepare")
 
 @PREPARE_KINDS.register("mias")
 def mias_sources(config: Config) -> list[SourceImage]:
-    """mini-MIAS PGMs with Info.txt circles; patients are the left/right film pairs."""
+    """mini-MIAS PGMs with Info.txt circles; patients are the left/right film pairs.
+
+    An image without a row, or with a row that cannot be read, fails alone (its `problem`); rows of
+    images not in input_dir are normal (a subset of the 322 films) and only counted.
+    """
     folder = config.need("prepare", "input_dir", "prepare (kind = \"mias\")")
     info = config.need("prepare", "info_file", "prepare (kind = \"mias\")")
     rows = parse_info(info)
@@ -30,21 +34,28 @@ def mias_sources(config: Config) -> list[SourceImage]:
     for path in list_images(folder):
         image_id = path.stem
         if image_id not in rows:
-            raise DataError(f"{path}: image {image_id} has no row in {info}.")
-        sources.append(
-            SourceImage(
-                image_id=image_id,
-                path=path,
-                patient_id=patient_of(image_id),
-                laterality=laterality_of(image_id),
-                lesions=lesions_from_rows(rows[image_id], reference),
-                metadata={"background_tissue": rows[image_id][0].background,
-                          "abnormalities": sorted({r.abnormality for r in rows[image_id]})},
-                coordinate_size=(reference, reference),
-            )
+            sources.append(SourceImage(image_id=image_id, path=path, patient_id=image_id,
+                                       problem=f"{path}: image {image_id} has no row in {info}."))
+            continue
+        source = SourceImage(
+            image_id=image_id,
+            path=path,
+            patient_id=patient_of(image_id),
+            laterality=laterality_of(image_id),
+            metadata={"background_tissue": rows[image_id][0].background,
+                      "abnormalities": sorted({r.abnormality for r in rows[image_id]})},
+            coordinate_size=(reference, reference),
         )
+        try:
+            source.lesions = lesions_from_rows(rows[image_id], reference)
+        except DataError as problem:
+            source.problem = f"{path}: its annotation cannot be read: {problem}"
+        sources.append(source)
     if not sources:
         raise DataError(f"{folder}: no MIAS images (mdbNNN.pgm) found.")
+    absent = len(set(rows) - {source.image_id for source in sources})
+    if absent:
+        log.info("%s: %d of its %d images are not in %s (not prepared).", info, absent, len(rows), folder)
     return sources
 
 
@@ -101,7 +112,8 @@ def inbreast_sources(config: Config) -> list[SourceImage]:
     purpose = "prepare (kind = \"inbreast\")"
     folder: Path = config.need("prepare", "input_dir", purpose)
     output_dir: Path = config.need("prepare", "output_dir", purpose)
-    annotations = inbreast.read_annotations(config.need("prepare", "annotations_dir", purpose))
+    annotations_dir: Path = config.need("prepare", "annotations_dir", purpose)
+    annotations = inbreast.read_annotations(annotations_dir)
     metadata_file: Path | None = config.prepare.metadata_file
     if metadata_file is None:
         log.warning("%s: [prepare] metadata_file is not set; laterality, view, ACR and BI-RADS are null in merged_data.json.", config.path)
@@ -123,6 +135,7 @@ def inbreast_sources(config: Config) -> list[SourceImage]:
         name = inbreast.parse_name(path.stem)
         entry = merged.get(file_id, {})
         is_dicom = path.suffix.lower() in DICOM_SUFFIXES
+        unusable = annotations.unusable.get(file_id)
         sources.append(SourceImage(
             image_id=file_id,
             path=path,
@@ -130,9 +143,10 @@ def inbreast_sources(config: Config) -> list[SourceImage]:
             patient_id=f"inbreast_{name.patient_hash}" if name and name.patient_hash else ("" if is_dicom else file_id),
             laterality=entry.get("laterality") or (name.laterality if name else None),
             view=entry.get("view") or (name.view if name else None),
-            lesions=inbreast.lesions_from_rois(entry.get("ROIs", [])),
+            lesions=inbreast.lesions_from_rois(entry.get("ROIs", []), str(annotations_dir / f"{file_id}.xml")),
             metadata={"acr": entry.get("acr"), "birads": entry.get("birads"), "findings": entry.get("findings"),
                       "annotated": file_id in annotations.entries},
+            problem=f"{path}: its annotation cannot be read: {unusable}" if unusable else None,
         ))
     return sources
 
