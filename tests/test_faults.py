@@ -215,3 +215,24 @@ def test_a_mask_of_another_size_is_refused_before_training_writes_anything(prepa
     height, width = image.shape
     assert f"{mask}: mask is {width}x{height - 4} but its image {split / 'images' / mask.name} is {width}x{height}" in message(caplog)
     assert not (run / "output").exists()
+
+
+@pytest.mark.parametrize("command, section", [("train", "train"), ("evaluate", "eval"), ("infer", "infer")])
+def test_an_output_folder_under_a_file_is_a_user_error_naming_the_key(command, section, finished_run, prepared_sample,
+                                                                      tmp_path, caplog):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where a folder should be")
+    target = blocker / "out"
+    text = (finished_run / "train_eval_infer.config").read_text()
+    text = text.replace("[dataset]\n", f'[dataset]\ntest_dir = "{prepared_sample / "test"}"\n', 1)
+    text += f'[eval]\n\n[infer]\ninput_dir = "{prepared_sample / "test" / "lr_x2"}"\n'
+    if section == "train":
+        text = text.replace("[train]\n", f'[train]\noutput_dir = "{target}"\n', 1)
+    else:
+        text = text.replace("[train]\n", f'[train]\noutput_dir = "{finished_run / "output"}"\n', 1)
+        text = text.replace(f"[{section}]\n", f'[{section}]\noutput_dir = "{target}"\n', 1)
+    config = tmp_path / "train_eval_infer.config"
+    config.write_text(text)
+    assert main([command, str(config)]) == 2
+    assert f"{config}: [{section}] output_dir = {target}: cannot write there ({blocker} is a file, not a folder)" in message(caplog)
+    assert blocker.read_text() == "a file where a folder should be"

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from .. import catalog
 from ..errors import ConfigError
 from ..registry import REGISTRIES, unknown_name_message
-from ..core.io import atomic_write_text
+from ..core.io import atomic_write_text, check_writable_folder
 from ..core.logs import add_log_file
 from .readers import reading, refusal
 from .schema import SECTIONS, Section
@@ -194,11 +194,16 @@ def render_config(config: Config) -> str:
     return "\n".join(lines)
 
 
-def start_output_folder(config: Config, folder: Path, log_name: str) -> None:
-    """Create a command's output folder with its log file and the resolved config it ran with."""
-    folder.mkdir(parents=True, exist_ok=True)
+def start_output_folder(config: Config, section: str, log_name: str) -> Path:
+    """Create `[section] output_dir` with its log file and the resolved config it ran with; returns the folder.
+
+    A folder that cannot be written is refused first, naming the key.
+    """
+    folder = config.as_dict()[section]["output_dir"]
+    check_writable_folder(folder, f"{config.path}: [{section}] output_dir")
     add_log_file(folder, log_name)
     write_resolved_config(config, folder)
+    return folder
 
 
 def write_resolved_config(config: Config, folder: Path) -> Path:

@@ -25,7 +25,7 @@ class Evaluator:
 
     def run(self) -> int:
         self.family.check(self.config, "evaluate")
-        start_output_folder(self.config, self.output_dir, "evaluate.log")
+        start_output_folder(self.config, "eval", "evaluate.log")
         code = self.family.evaluate(self.config, self.output_dir)
         log.info("Report: %s", write_command_report(self.config, self.output_dir, "evaluation"))
         return code

@@ -66,7 +66,7 @@ class UtilityStudy(Study):
         self.output_dir: Path = config.train.output_dir
 
     def _start(self) -> None:
-        start_output_folder(self.config, self.output_dir, "utility.log")
+        start_output_folder(self.config, "train", "utility.log")
 
     def _data(self) -> tuple[dict[str, PatchSet], PatchSet, PatchSet]:
         """Training set per arm, and the real validation and test splits (checked disjoint from every arm)."""

@@ -26,7 +26,7 @@ class Inferencer:
         self.family.check(self.config, "infer")
         if not self.family.infers:
             raise self.config.error("model", "task", "this study trains classifiers, not a generator: there is nothing to infer")
-        start_output_folder(self.config, self.output_dir, "infer.log")
+        start_output_folder(self.config, "infer", "infer.log")
         code = self.family.infer(self.config, self.output_dir)
         log.info("Report: %s", write_command_report(self.config, self.output_dir, "inference"))
         return code

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from ..config.loader import Config, write_resolved_config
 from ..errors import UserError
-from ..core.io import atomic_write_text
+from ..core.io import atomic_write_text, check_writable_folder
 from ..core.logs import add_log_file, get_logger
 from ..registry import FAMILIES
 from ..visual.plots import plot_history, write_contact_sheet
@@ -187,7 +187,7 @@ class Trainer:
     def fit(self, resume: bool = True) -> dict[str, float]:
         cfg = self.config.train
         self._protect_previous_run(resume)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        check_writable_folder(self.output_dir, f"{self.config.path}: [train] output_dir")
         if self.is_chief:
             add_log_file(self.output_dir, "train.log")
             write_resolved_config(self.config, self.output_dir)
