@@ -302,14 +302,17 @@ def test_unknown_loss_term_is_a_config_error(prepared_sample, tmp_path):
 
 
 def test_early_stopping_ends_a_phase_and_the_next_starts_with_a_fresh_best(prepared_sample, tmp_path):
-    """A generator that cannot learn (lr 0) stalls at once: pre-training stops early, GAN fine-tuning still runs."""
+    """A generator that cannot learn stalls at once: pre-training stops early, GAN fine-tuning still runs.
+
+    Its learning rate 1e-30 (0 is refused) moves no float32 weight: each update is far below the weights' last bit.
+    """
     run = tmp_path / "run"
     config = sr_config(run, prepared_sample, """
         batch_size = 4
         pretrain_steps = 20
         gan_steps = 10
         steps_per_epoch = 5
-        g_learning_rate = 0.0
+        g_learning_rate = 1e-30
         early_stopping_patience = 1
     """)
     result = cli("train", str(config))

@@ -38,13 +38,17 @@ Conditional = tuple[tuple[When, ...], Keys]  # keys read when all the conditions
 class Component:
     """One registered name (or part): its module, the keys it always reads, and keys it reads only `when` ...
 
-    `uses` are parts chosen with it (e.g. a trainer family runs the trainer loop).
+    `uses` are parts chosen with it (e.g. a trainer family runs the trainer loop). A network `takes` one of the
+    inputs below; a family `feeds` its networks, by kind, the inputs it can give, so the loader refuses a generator or
+    discriminator the family cannot call.
     """
 
     module: str
     reads: Keys = field(default_factory=dict)
     when: tuple[Conditional, ...] = ()
     uses: tuple[Ref, ...] = ()
+    takes: str = ""
+    feeds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def active(self, values: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
         """(section, key) pairs this component reads under the config's `values`."""
@@ -72,6 +76,16 @@ def one_of(section: str, key: str, choices: tuple[str, ...]) -> When:
 
 
 _PATCH_FAMILIES = ("dcgan", "conditional", "mask_to_image")
+
+# What a generator or discriminator is called with.
+LR_IMAGE = "an LR image"
+LATENT = "a latent vector"
+LATENT_CLASS = "[latent, class]"
+MASK_LATENT = "[mask, latent]"
+ANY_IMAGE = "an image of any size"
+SIZED_IMAGE = "an image_size × image_size image"
+IMAGE_CLASS = "[image_size × image_size image, class]"
+MASK_IMAGE = "the (mask, image) pair as two channels"
 
 PREPARE_COMMAND = "the prepare command"
 AUGMENT_COMMAND = "the augment command"
@@ -102,9 +116,11 @@ def _radial(name: str) -> Component:
                      when=(((not_empty("generator", f"{name}_amounts"),), {"generator": (f"{name}_centres", f"{name}_radius")}),))
 
 
-def _family(module: str, reads: Keys, when: tuple[Conditional, ...] = ()) -> Component:
-    """A trainer family: its own reads; it runs the trainer loop."""
-    return Component(module, reads, when, uses=(("part", TRAINER_LOOP),))
+def _family(module: str, reads: Keys, when: tuple[Conditional, ...], generator: str,
+            discriminator: tuple[str, ...]) -> Component:
+    """A trainer family: its own reads, the inputs it feeds its networks; it runs the trainer loop."""
+    return Component(module, reads, when, uses=(("part", TRAINER_LOOP),),
+                     feeds={"generator": (generator,), "discriminator": discriminator})
 
 
 def _merge(*parts: Keys) -> dict[str, tuple[str, ...]]:
@@ -135,8 +151,9 @@ _PATCH_GAN = _merge(_ADVERSARIAL, {
 })
 
 
-def _patch_gan(module: str, *when: Conditional, **extra: tuple[str, ...]) -> Component:
-    return _family(module, _merge(_PATCH_GAN, extra), (_ADA, *when))
+def _patch_gan(module: str, generator: str, discriminator: tuple[str, ...], *when: Conditional,
+               **extra: tuple[str, ...]) -> Component:
+    return _family(module, _merge(_PATCH_GAN, extra), (_ADA, *when), generator, discriminator)
 
 
 _UTILITY_CLASSIFIER = ("classifier", "filters", "epochs", "learning_rate")
@@ -174,12 +191,13 @@ CATALOG: dict[str, dict[str, Component]] = {
             ((When("train", "loss_weights", "has perceptual > 0", lambda weights: weights.get("perceptual", 0.0) > 0),),
              {"train": ("perceptual_weights",)}),
             _ADA,
-        )),
-        "dcgan": _patch_gan("mammogan.families.patch_gan", dataset=("synthetic_dirs", "synthetic_ratio")),
-        "conditional": _patch_gan("mammogan.families.conditional", dataset=("class_column",), model=("classes",),
-                                  train=("class_loss_weight", "class_weights")),
+        ), generator=LR_IMAGE, discriminator=(ANY_IMAGE,)),
+        "dcgan": _patch_gan("mammogan.families.patch_gan", LATENT, (ANY_IMAGE, SIZED_IMAGE),
+                            dataset=("synthetic_dirs", "synthetic_ratio")),
+        "conditional": _patch_gan("mammogan.families.conditional", LATENT_CLASS, (IMAGE_CLASS,), dataset=("class_column",),
+                                  model=("classes",), train=("class_loss_weight", "class_weights")),
         "mask_to_image": _patch_gan(
-            "mammogan.families.mask_to_image",
+            "mammogan.families.mask_to_image", MASK_LATENT, (MASK_IMAGE,),
             ((equals("infer", "mask_source", "real"),), {"infer": ("mask_dir",)}),
             ((equals("infer", "mask_source", "prior"),), {"infer": ("prior_real_fraction",)}),
             train=("pixel_loss", "lesion_weight", "loss_weights"), infer=("mask_source",)),
@@ -198,19 +216,24 @@ CATALOG: dict[str, dict[str, Component]] = {
     },
     # Builders: their keyword parameters are exactly these keys (Config.arguments_for passes them).
     "generator": {
-        "srresnet": Component("mammogan.models.srresnet", {"model": ("scale", "filters", "blocks", "batch_norm", "global_skip")}),
-        "rrdb": Component("mammogan.models.rrdb", {"model": ("scale", "filters", "blocks", "global_skip")}),
-        "dcgan": Component("mammogan.models.gan_generators", {"model": ("image_size", "latent_dim", "filters")}),
-        "conditional_dcgan": Component("mammogan.models.conditional", {"model": ("image_size", "latent_dim", "filters", "classes")}),
-        "pix2pix_unet": Component("mammogan.models.pix2pix", {"model": ("image_size", "latent_dim", "filters", "spade")}),
+        "srresnet": Component("mammogan.models.srresnet", {"model": ("scale", "filters", "blocks", "batch_norm", "global_skip")},
+                              takes=LR_IMAGE),
+        "rrdb": Component("mammogan.models.rrdb", {"model": ("scale", "filters", "blocks", "global_skip")}, takes=LR_IMAGE),
+        "dcgan": Component("mammogan.models.gan_generators", {"model": ("image_size", "latent_dim", "filters")}, takes=LATENT),
+        "conditional_dcgan": Component("mammogan.models.conditional", {"model": ("image_size", "latent_dim", "filters", "classes")},
+                                       takes=LATENT_CLASS),
+        "pix2pix_unet": Component("mammogan.models.pix2pix", {"model": ("image_size", "latent_dim", "filters", "spade")},
+                                  takes=MASK_LATENT),
     },
     "discriminator": {
-        "vgg": Component("mammogan.models.discriminators", {"model": ("d_filters", "d_blocks", "spectral_norm")}),
-        "unet": Component("mammogan.models.discriminators", {"model": ("d_filters", "d_blocks", "spectral_norm")}),
-        "dcgan": Component("mammogan.models.discriminators", {"model": ("image_size", "d_filters", "spectral_norm", "d_normalization")}),
+        "vgg": Component("mammogan.models.discriminators", {"model": ("d_filters", "d_blocks", "spectral_norm")}, takes=ANY_IMAGE),
+        "unet": Component("mammogan.models.discriminators", {"model": ("d_filters", "d_blocks", "spectral_norm")}, takes=ANY_IMAGE),
+        "dcgan": Component("mammogan.models.discriminators", {"model": ("image_size", "d_filters", "spectral_norm", "d_normalization")},
+                           takes=SIZED_IMAGE),
         "conditional_dcgan": Component("mammogan.models.conditional", {"model": (
-            "image_size", "d_filters", "spectral_norm", "d_normalization", "classes", "projection")}),
-        "patchgan": Component("mammogan.models.pix2pix", {"model": ("image_size", "d_filters", "d_blocks", "spectral_norm", "d_normalization")}),
+            "image_size", "d_filters", "spectral_norm", "d_normalization", "classes", "projection")}, takes=IMAGE_CLASS),
+        "patchgan": Component("mammogan.models.pix2pix", {"model": ("image_size", "d_filters", "d_blocks", "spectral_norm", "d_normalization")},
+                              takes=MASK_IMAGE),
     },
     "classifier": {
         "small_resnet": Component("mammogan.models.classifier", {"model": ("image_size",), "utility": ("filters",)}),
@@ -272,6 +295,13 @@ def names(kind: str) -> list[str]:
 
 def component(kind: str, name: str) -> Component | None:
     return CATALOG.get(kind, {}).get(name)
+
+
+def fitting(family: str, kind: str) -> list[str]:
+    """The catalogued `kind` networks (generator, discriminator) that `family` can call: those taking what it feeds."""
+    entry = component("family", family)
+    inputs = entry.feeds.get(kind, ()) if entry is not None else ()
+    return [name for name, network in CATALOG[kind].items() if network.takes in inputs]
 
 
 def describe(ref: Ref) -> str:

@@ -65,15 +65,25 @@ def _infer(args: argparse.Namespace) -> int:
 def _config_show(args: argparse.Namespace) -> int:
     from .config.loader import render_config
 
-    print(render_config(_load(args.config)))
+    _print(render_config(_load(args.config)))
     return 0
 
 
 def _config_keys(args: argparse.Namespace) -> int:
     from .config.reference import reference_markdown
 
-    print(reference_markdown())
+    _print(reference_markdown())
     return 0
+
+
+def _print(text: str) -> None:
+    """Print to stdout; a reader that stops early (`mammogan config keys | head`) is no error, the rest is dropped."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at /dev/null, or the interpreter's last flush at exit fails on the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _load(path: str):

@@ -57,15 +57,28 @@ class Registry:
         if name not in self._items and entry is not None:
             importlib.import_module(entry.module)
         if name not in self._items:
-            raise ConfigError(unknown_name_message(self.kind, name, self.names(), where))
+            raise ConfigError(unknown_name_message((self.kind,), name, self.names(), where))
         return self._items[name]
 
 
-def unknown_name_message(kind: str, name: str, known: list[str], where: str = "") -> str:
+def unknown_name_message(kinds: tuple[str, ...], name: str, known: list[str], where: str = "") -> str:
+    """"unknown loss 'l3'. Did you mean 'l1'? Registered losses: ..." for a name none of the `kinds` registries has."""
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     prefix = f"{where}: " if where else ""
-    return f"{prefix}unknown {kind} {name!r}.{hint} Registered {kind}s: {', '.join(known) or '(none)'}."
+    singular = " or ".join(kind.replace("_", " ") for kind in kinds)
+    return (f"{prefix}unknown {singular} {name!r}.{hint} "
+            f"Registered {' or '.join(plural(kind) for kind in kinds)}: {', '.join(known) or '(none)'}.")
+
+
+def plural(kind: str) -> str:
+    """The plural of a registry kind in words: loss → losses, family → families, adversarial_loss → adversarial losses."""
+    noun = kind.replace("_", " ")
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in tuple("aeiou"):
+        return noun[:-1] + "ies"
+    return noun + "s"
 
 
 GENERATORS = Registry("generator")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import sys
 from pathlib import Path
 from types import MappingProxyType
@@ -10,7 +11,7 @@ from typing import Any, Mapping
 
 from .. import catalog
 from ..errors import ConfigError
-from ..registry import REGISTRIES, unknown_name_message
+from ..registry import REGISTRIES, plural, unknown_name_message
 from ..core.io import atomic_write_text, check_writable_folder
 from ..core.logs import add_log_file
 from .readers import reading, refusal
@@ -99,16 +100,57 @@ def _show(value: Any) -> str:
 def load_config(path: str | Path) -> Config:
     """Parse and validate a config file; all errors name the file, section and key."""
     path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the train_eval_infer.config file inside it. {_configs_in(path)}")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found.")
     try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
+        text = path.read_bytes().decode("utf-8")
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}.") from None
+        raise ConfigError(f"{path}: {_set_twice(text, str(exc)) or f'not valid TOML: {exc}'}.") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text: {exc}.") from None
     return validate(raw, path)
+
+
+def _configs_in(folder: Path, most: int = 10) -> str:
+    """The config files in a folder and its subfolders, for a folder given where a config file belongs."""
+    found = [str(p.relative_to(folder)) for p in sorted(folder.glob("*.config")) + sorted(folder.glob("*/*.config"))]
+    if not found:
+        return "It holds no .config file, nor do its subfolders."
+    more = f" and {len(found) - most} more" if len(found) > most else ""
+    return f"Config files there: {', '.join(found[:most])}{more}."
+
+
+_AT_LINE = re.compile(r"\(at line (\d+), column \d+\)")
+_HEADER = re.compile(r"\s*\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?$")
+_KEY = re.compile(r"""\s*["']?([A-Za-z0-9_-]+)["']?\s*=""")
+
+
+def _set_twice(text: str, problem: str) -> str | None:
+    """"[train] batch_size is set twice (lines 2 and 4)" when TOML refuses a key or section written twice, else None.
+
+    tomllib only says "Cannot overwrite a value" at the second line; the lines before it tell which key that is.
+    """
+    at = _AT_LINE.search(problem)
+    if at is None or not problem.startswith(("Cannot overwrite a value", "Cannot declare")):
+        return None
+    second, section, first_line = int(at.group(1)), None, {}
+    for number, line in enumerate(text.split("\n")[:second], 1):
+        header, key = _HEADER.match(line), _KEY.match(line)
+        if header:
+            section = header.group(1)
+            name = f"section [{section}]"
+        elif key:
+            name = f"[{section}] {key.group(1)}" if section else key.group(1)
+        else:
+            continue
+        if number == second and name in first_line:
+            verb = "declared" if header else "set"
+            return f"{name} is {verb} twice (lines {first_line[name]} and {second}); keep one"
+        first_line.setdefault(name, number)
+    return None
 
 
 def validate(raw: Mapping[str, Any], path: Path) -> Config:
@@ -142,12 +184,48 @@ def validate(raw: Mapping[str, Any], path: Path) -> Config:
             _check_names(key.type, parsed, f"{path}: [{name}] {key.name}")
             values[name][key.name] = parsed
     config = Config(path, values, written)
+    _check_networks(config)
     for name, section in SECTIONS.items():
         for key in section.keys:
-            if key.name in written[name] and not config.reads(name, key.name):
-                raise ConfigError(f"{path}: {refusal(values, config.reading, name, key.name)}. "
-                                  "Remove it, or choose a component that reads it.")
+            if not config.reads(name, key.name):
+                if key.name in written[name]:
+                    raise ConfigError(f"{path}: {refusal(values, config.reading, name, key.name)}. "
+                                      "Remove it, or choose a component that reads it.")
+                continue
+            try:  # only what a chosen component reads: an unread default path may be anything
+                key.type.check(values[name][key.name])
+            except ValueProblem as problem:
+                default = "" if key.name in written[name] else " (the default)"
+                raise ConfigError(f"{path}: [{name}] {key.name} = {problem}{default}.") from None
     return config
+
+
+def _check_networks(config: Config) -> None:
+    """Refuse a written generator or discriminator the chosen family cannot call, e.g. a latent generator for SR.
+
+    A default is left alone (and commented out in the resolved config): `evaluate` and `infer` load the trained
+    model and never build one from the key.
+    """
+    for key in SECTIONS["model"].keys:
+        problem = _misfit(config, key.name)
+        if problem is not None and config.was_written("model", key.name):
+            raise ConfigError(f"{config.path}: {problem}.")
+
+
+def _misfit(config: Config, key: str) -> str | None:
+    """Why `[model] key` names a network the chosen family cannot call; None if it fits or is no network key."""
+    task = config.model.task
+    family = catalog.component("family", task) if config.reads("model", "task") else None
+    if family is None or key not in family.feeds or not config.reads("model", key):
+        return None
+    inputs, name = family.feeds[key], getattr(config.model, key)
+    network = catalog.component(key, name)
+    if network is None or network.takes in inputs:  # a network registered at run time has no catalog entry to check
+        return None
+    fitting = ", ".join(repr(n) for n in catalog.fitting(task, key))
+    return (f"[model] {key} = {name!r} does not fit [model] task = {task!r}: family {task!r} needs a {key} that takes "
+            f"{' or '.join(inputs)}, but {key} {name!r} takes {network.takes}. "
+            f"{plural(key).capitalize()} that fit: {fitting}")
 
 
 def _default(default: Any, value_type: Any, base_dir: Path) -> Any:
@@ -163,7 +241,7 @@ def _check_names(value_type: Any, value: Any, where: str) -> None:
         registries = [REGISTRIES[kind] for kind in value_type.registries]
         if not any(value in registry for registry in registries):
             known = sorted(name for registry in registries for name in registry.names())
-            raise ConfigError(unknown_name_message(" or ".join(value_type.registries), value, known, where))
+            raise ConfigError(unknown_name_message(value_type.registries, value, known, where))
     elif isinstance(value_type, ListOf):
         for item in value:
             _check_names(value_type.item, item, where)
@@ -178,8 +256,8 @@ def render_config(config: Config) -> str:
     """The fully resolved config as TOML (defaults filled in, paths absolute); unset and unread keys are comments,
     so that the loader, which refuses keys no chosen component reads, takes it back."""
     lines = [f"# Resolved from {config.path}",
-             "# Every key with its effective value (commented out: keys the chosen components do not read); "
-             "read back it gives the same config.", ""]
+             "# Every key with its effective value (commented out: keys the chosen components do not read, and a "
+             "default network the task cannot call); read back it gives the same config.", ""]
     for name, section in SECTIONS.items():
         lines.append(f"[{name}]")
         values = config.as_dict()[name]
@@ -188,7 +266,8 @@ def render_config(config: Config) -> str:
             if value is None:
                 lines.append(f"# {key.name} is not set")
             else:
-                comment = "" if config.reads(name, key.name) else "# "
+                unused = not config.reads(name, key.name) or (name == "model" and _misfit(config, key.name) is not None)
+                comment = "# " if unused else ""
                 lines.append(f"{comment}{key.name} = {key.type.to_toml(value)}")
         lines.append("")
     return "\n".join(lines)

@@ -9,7 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .types import Bool, Float, Int, ListOf, Name, PathValue, Str, Table, ValueType
+from .types import Bool, Float, Int, ListOf, Name, PathValue, Shares, Str, Table, ValueType
+
+FOLDER = PathValue(kind="folder")
+FILE = PathValue(kind="file")
+SPLIT_FOLDER = PathValue(kind="folder", contents="images/ (and masks/)")
 
 
 @dataclass(frozen=True)
@@ -35,12 +39,12 @@ PREPARE = Section(
     "Data preparation (`prepare`): raw mammograms → cropped, oriented PNGs, masks, SR pairs, GAN patches, splits.",
     (
         Key("kind", Name("prepare_kind"), "mias", "Which kind of source to read: a registered source reader."),
-        Key("input_dir", PathValue(), None, "Folder holding the raw images (PGM, DICOM, PNG/JPG/TIFF)."),
-        Key("info_file", PathValue(), None, "MIAS `Info.txt` with abnormality rows (kind = \"mias\")."),
-        Key("annotations_dir", PathValue(), None, "Folder of INbreast OsiriX XML annotations, `<id>.xml` (kind = \"inbreast\")."),
+        Key("input_dir", FOLDER, None, "Folder holding the raw images (PGM, DICOM, PNG/JPG/TIFF)."),
+        Key("info_file", FILE, None, "MIAS `Info.txt` with abnormality rows (kind = \"mias\")."),
+        Key("annotations_dir", FOLDER, None, "Folder of INbreast OsiriX XML annotations, `<id>.xml` (kind = \"inbreast\")."),
         Key("metadata_file", PathValue(), None, "Per-image metadata table: INbreast.csv or INbreast.xls (kind = \"inbreast\"), or a CBIS-DDSM case-description CSV or a folder of them (kind = \"cbis\")."),
         Key("mias_reference_size", Int(1), 1024, "Pixel size of the frame MIAS coordinates refer to (scaled to the actual image size)."),
-        Key("output_dir", PathValue(), None, "Dataset folder written (`train/valid/test/{images,masks}` plus SR and patch sets)."),
+        Key("output_dir", FOLDER, None, "Dataset folder written (`train/valid/test/{images,masks}` plus SR and patch sets)."),
         Key("bit_depth", Int(8, 16), 16, "Bits per pixel of the written PNGs: 16 keeps DICOM precision, 8 halves the size."),
         Key("voi_lut", Bool(), True, "Apply the DICOM VOI LUT / window (first of several); false keeps the full modality range."),
         Key("orientation", Str(("left", "right", "none")), "left", "Flip every breast so its chest wall is on this side ('none' keeps the input)."),
@@ -51,7 +55,7 @@ PREPARE = Section(
         Key("max_size", Int(0), 0, "Resize so the longest side is at most this many pixels after cropping (0 keeps the size)."),
         Key("point_radius", Float(0.0), 3.0, "Radius of the disk drawn for single-point ROIs (typical for micro-calcifications)."),
         Key("point_radius_unit", Str(("px", "mm")), "px", "Unit of point_radius: prepared-image pixels, or mm via the DICOM pixel spacing."),
-        Key("split_ratios", ListOf(Float(0.0, 1.0), 3), [0.7, 0.15, 0.15], "Train/valid/test fractions, split by patient/source image before any augmentation."),
+        Key("split_ratios", Shares(("train", "valid", "test")), [0.7, 0.15, 0.15], "Train/valid/test fractions, split by patient/source image before any augmentation."),
         Key("seed", Int(0), 42, "Seed of the split and of patch sampling."),
         Key("sr_scales", ListOf(Int(2, 8)), [2, 4], "Upscaling factors for which LR counterparts are written."),
         Key("sr_patch_size", Int(0), 0, "Also write fixed-size SR pairs: HR patches of this side (a multiple of every sr_scale) tiled over the breast, in `<split>/sr_patches_x<scale>/{images,lr}` (0: whole images only)."),
@@ -62,7 +66,7 @@ PREPARE = Section(
         Key("patch_zooms", ListOf(Float(0.1, 16.0), 1), [1.0, 2.0], "Context zoom levels for lesion patches (1 = patch_size around the centre, 2 = twice the context, resized)."),
         Key("normal_patches_per_image", Int(0), 4, "Healthy-tissue patches sampled inside the breast of each image."),
         Key("min_breast_fraction", Float(0.0, 1.0), 0.9, "Fraction of a healthy GAN patch or an SR patch that must lie inside the breast mask."),
-        Key("pseudonym_key_file", PathValue(), None, "Secret key for pseudonymous DICOM patient ids (created if missing; default <output_dir>/.pseudonym_key - keep it private)."),
+        Key("pseudonym_key_file", FILE, None, "Secret key for pseudonymous DICOM patient ids (created if missing; default <output_dir>/.pseudonym_key - keep it private)."),
         Key("workers", Int(1), 1, "Processes used to prepare images in parallel."),
         Key("overwrite", Bool(), False, "Redo outputs that already exist (otherwise finished images are skipped)."),
         Key("on_error", Str(("fail", "skip")), "fail", "After a batch with unreadable files: 'fail' exits non-zero, 'skip' exits 0 (both report them)."),
@@ -73,9 +77,9 @@ DATASET = Section(
     "dataset",
     "Training data read by `train`, `evaluate` and `infer`.",
     (
-        Key("train_dir", PathValue(), None, "Folder with `images/` (and optional `masks/`) used for training; for SR, the HR images."),
-        Key("valid_dir", PathValue(), None, "Validation folder, same layout as `train_dir`."),
-        Key("test_dir", PathValue(), None, "Test folder used by `evaluate`, same layout as `train_dir`."),
+        Key("train_dir", SPLIT_FOLDER, None, "Folder with `images/` (and optional `masks/`) used for training; for SR, the HR images."),
+        Key("valid_dir", SPLIT_FOLDER, None, "Validation folder, same layout as `train_dir`."),
+        Key("test_dir", SPLIT_FOLDER, None, "Test folder used by `evaluate`, same layout as `train_dir`."),
         Key("class_column", Str(), "lesion_class", "Conditional GANs: column of the patch splits' metadata.csv holding each patch's class."),
         Key("lr_subdir", Str(), "", "For SR: subfolder of each split holding LR images paired by name, `{scale}` standing for [model] scale (empty: degrade HR on the fly)."),
         Key("data_range", Float(0.0), 0.0, "Maximum pixel value of the stored images (255, 65535, ...); 0 takes it from each PNG's bit depth."),
@@ -83,10 +87,10 @@ DATASET = Section(
         Key("lesion_crop_fraction", Float(0.0, 1.0), 0.5, "Fraction of SR crops centred on a lesion-mask pixel when masks exist."),
         Key("augment_flips", Bool(), True, "Random flips and 90° rotations of training crops."),
         Key("storage", Str(("memory", "tfrecord")), "memory", "SR training images: decoded into RAM, or streamed from TFRecord shards (for sets larger than memory; written on first use, rewritten when the sources change)."),
-        Key("tfrecord_dir", PathValue(), None, "Folder of the TFRecord shards (storage = \"tfrecord\"; default <train_dir>/tfrecords_x<scale>)."),
+        Key("tfrecord_dir", FOLDER, None, "Folder of the TFRecord shards (storage = \"tfrecord\"; default <train_dir>/tfrecords_x<scale>)."),
         Key("crops_per_image", Int(1), 8, "storage = \"tfrecord\": crops cut from each decoded image before the next one is read."),
         Key("shuffle_buffer", Int(1), 16, "storage = \"tfrecord\": images (as PNG bytes) held to shuffle their order; more mixes better, costs RAM."),
-        Key("synthetic_dirs", ListOf(PathValue()), [], "Folders written by a GAN `infer` (`images/` and `manifest.csv`) whose images are mixed into unconditional GAN training (the dcgan task)."),
+        Key("synthetic_dirs", ListOf(PathValue(kind="folder", contents="images/ and manifest.csv")), [], "Folders written by a GAN `infer` (`images/` and `manifest.csv`) whose images are mixed into unconditional GAN training (the dcgan task)."),
         Key("synthetic_ratio", Float(0.0), 0.0, "Synthetic images drawn per real training image from synthetic_dirs (0: real only)."),
     ),
 )
@@ -119,21 +123,21 @@ TRAIN = Section(
     "train",
     "Training loop (`train`).",
     (
-        Key("output_dir", PathValue(), "./output", "Run folder: checkpoints, logs, CSVs, tiles and models."),
+        Key("output_dir", FOLDER, "./output", "Run folder: checkpoints, logs, CSVs, tiles and models."),
         Key("seed", Int(0), 1234, "Seed of weights, crops and latent vectors."),
         Key("batch_size", Int(1), 16, "Global batch size (split across replicas)."),
         Key("pretrain_steps", Int(0), 1000, "SR phase 1: generator steps on the pixel loss alone."),
         Key("gan_steps", Int(0), 1000, "Adversarial steps (SR phase 2, or the whole run of a synthetic GAN)."),
         Key("steps_per_epoch", Int(1), 100, "Steps between validation, logging, tiles and checkpoints."),
-        Key("g_learning_rate", Float(0.0), 1e-4, "Generator learning rate."),
-        Key("d_learning_rate", Float(0.0), 1e-4, "Discriminator learning rate (TTUR: may differ from the generator's)."),
+        Key("g_learning_rate", Float(0.0, above=True), 1e-4, "Generator learning rate."),
+        Key("d_learning_rate", Float(0.0, above=True), 1e-4, "Discriminator learning rate (TTUR: may differ from the generator's)."),
         Key("optimizer", Name("optimizer"), "adam", "Optimizer for both networks (registered name)."),
         Key("beta_1", Float(0.0, 1.0), 0.9, "Adam beta_1."),
         Key("beta_2", Float(0.0, 1.0), 0.999, "Adam beta_2."),
-        Key("epsilon", Float(0.0), 1e-8, "Adam/AdamW/RMSprop epsilon. Pixel-loss gradients on [0, 1] images are tiny (1e-8 and below once the error is small); an epsilon above them silently shrinks the updates."),
+        Key("epsilon", Float(0.0, above=True), 1e-8, "Adam/AdamW/RMSprop epsilon. Pixel-loss gradients on [0, 1] images are tiny (1e-8 and below once the error is small); an epsilon above them silently shrinks the updates."),
         Key("lr_schedule", Name("schedule"), "constant", "Learning-rate schedule over steps (registered name)."),
         Key("lr_decay_steps", ListOf(Int(1)), [], "Step boundaries of the `piecewise` schedule."),
-        Key("lr_decay_factor", Float(0.0, 1.0), 0.5, "Factor applied at each boundary / on plateau."),
+        Key("lr_decay_factor", Float(0.0, 1.0, above=True), 0.5, "Factor applied at each boundary / on plateau."),
         Key("plateau_patience", Int(0), 0, "Epochs without validation improvement before the LR is reduced (0: off)."),
         Key("pixel_loss", Name("loss"), "mse", "Pixel loss of the generator (registered name); mse (SRResNet-MSE) optimises PSNR, l1/charbonnier favour the median pixel."),
         Key("lesion_weight", Float(1.0), 1.0, "Calcification-aware loss: weight of pixels inside lesion masks (1 = plain loss)."),
@@ -169,7 +173,7 @@ EVAL = Section(
     "eval",
     "Evaluation (`evaluate`).",
     (
-        Key("output_dir", PathValue(), "./output/evaluation", "Where per-image and summary CSVs and comparison crops go."),
+        Key("output_dir", FOLDER, "./output/evaluation", "Where per-image and summary CSVs and comparison crops go."),
         Key("border_crop", Int(0), 0, "Pixels removed from each border before computing metrics."),
         Key("metrics", ListOf(Name("metric"), 1), ["psnr", "ssim"], "Full-reference metrics computed (registered names)."),
         Key("roi_margin", Int(0), 16, "Context kept around lesion masks for the in-lesion metrics."),
@@ -190,15 +194,15 @@ INFER = Section(
     "infer",
     "Inference (`infer`).",
     (
-        Key("input_dir", PathValue(), None, "Folder of images (PNG/PGM/DICOM) to super-resolve."),
-        Key("output_dir", PathValue(), "./output/inference", "Where results go."),
+        Key("input_dir", FOLDER, None, "Folder of images (PNG/PGM/DICOM) to super-resolve."),
+        Key("output_dir", FOLDER, "./output/inference", "Where results go."),
         Key("tile_size", Int(16), 256, "LR tile side for tiled SR inference (bounds memory)."),
         Key("tile_overlap", Int(0), 16, "LR pixels shared by neighbouring tiles, blended with weights."),
         Key("tile_batch", Int(1), 4, "Tiles run through the generator at once."),
         Key("num_samples", Int(1), 16, "Synthetic GANs: images sampled."),
         Key("seed", Int(0), 7, "Synthetic GANs: seed of the sampled latents."),
         Key("mask_source", Str(("prior", "real")), "prior", "Mask-to-image GANs: condition on masks drawn from the mask prior (moved training masks and random blobs) or on the real masks of mask_dir, cycled."),
-        Key("mask_dir", PathValue(), None, "Mask-to-image GANs, mask_source = \"real\": a split folder with `masks/` (or a folder of mask PNGs); default [dataset] train_dir."),
+        Key("mask_dir", FOLDER, None, "Mask-to-image GANs, mask_source = \"real\": a split folder with `masks/` (or a folder of mask PNGs); default [dataset] train_dir."),
         Key("prior_real_fraction", Float(0.0, 1.0), 0.5, "Mask-to-image GANs, mask_source = \"prior\": fraction of masks that are moved non-empty [dataset] train_dir masks (flip, 90° rotation, scale, shift); the rest are random blobs."),
         Key("reject_near_copies", Bool(), False, "Synthetic GANs: leave out samples the memorisation check flags against [dataset] train_dir ([eval] thresholds and extractor); the manifest lists them."),
     ),
@@ -208,8 +212,8 @@ GENERATOR = Section(
     "generator",
     "Offline augmentation (`augment`): writes augmented image/mask pairs beside the originals.",
     (
-        Key("input_dir", PathValue(), None, "Dataset folder with `train/` (and `valid/`, `test/`) splits of `{images,masks*,lr_x*}` paired by file name."),
-        Key("output_dir", PathValue(), None, "Where the augmented dataset is written (same split layout, plus `augmentation.csv`); must lie outside input_dir."),
+        Key("input_dir", FOLDER, None, "Dataset folder with `train/` (and `valid/`, `test/`) splits of `{images,masks*,lr_x*}` paired by file name."),
+        Key("output_dir", FOLDER, None, "Where the augmented dataset is written (same split layout, plus `augmentation.csv`); must lie outside input_dir."),
         Key("splits", ListOf(Str(("train", "valid")), 1), ["train"], "Splits that are augmented (test never is); the others are copied unchanged."),
         Key("seed", Int(0), 2024, "Base seed; each output's seed derives from it, the split, source and augmentation, and is recorded in the manifest."),
         Key("workers", Int(1), 1, "Processes over source images."),
@@ -244,14 +248,14 @@ UTILITY = Section(
     "[model] image_size; [train] output_dir, batch_size are used. The `domain_extractor` task trains one classifier with "
     "classifier, filters, epochs and learning_rate (seed: [train] seed).",
     (
-        Key("augmented_dir", PathValue(), None, "Output of `mammogan augment` run on the patch splits (its `train/images` and `augmentation.csv`); each augmented patch takes its source patch's label."),
-        Key("synthetic_dir", PathValue(), None, "Output folder of a GAN `infer` run (`images/`, `manifest.csv`, `resolved.config`)."),
+        Key("augmented_dir", FOLDER, None, "Output of `mammogan augment` run on the patch splits (its `train/images` and `augmentation.csv`); each augmented patch takes its source patch's label."),
+        Key("synthetic_dir", FOLDER, None, "Output folder of a GAN `infer` run (`images/`, `manifest.csv`, `resolved.config`)."),
         Key("synthetic_ratio", Float(0.0), 1.0, "Synthetic images added per real training patch (rounded; the folder must hold enough)."),
         Key("synthetic_class", Str(("lesion", "normal")), None, "Label of an unconditional GAN's samples (the class of the patches it was trained on); conditional samples are labelled by their manifest class (normal or a lesion class), mask-to-image samples by whether their mask marks anything."),
         Key("classifier", Name("classifier"), "small_resnet", "Patch classifier trained from scratch (registered name)."),
         Key("filters", Int(1), 16, "Filters of the classifier's first stage, doubled at each later stage (small_resnet: a multiple of 4)."),
         Key("epochs", Int(1), 30, "Training epochs per run; the weights of the epoch with the lowest class-balanced [dataset] valid_dir loss are tested."),
-        Key("learning_rate", Float(0.0), 1e-3, "Adam learning rate of the classifier."),
+        Key("learning_rate", Float(0.0, above=True), 1e-3, "Adam learning rate of the classifier."),
         Key("seeds", ListOf(Int(0), 1), [1, 2, 3], "One run per seed and arm; a seed fixes the initial weights and batch order, identical across arms (paired comparison)."),
     ),
 )

@@ -17,6 +17,9 @@ class ValueType:
     def parse(self, value: Any, base_dir: Path) -> Any:
         raise NotImplementedError
 
+    def check(self, value: Any) -> None:
+        """Check a parsed value against the file system; the loader calls it only for keys a chosen component reads."""
+
     def describe(self) -> str:
         raise NotImplementedError
 
@@ -45,19 +48,25 @@ def toml_literal(value: Any) -> str:
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
-def _range_text(minimum: float | None, maximum: float | None) -> str:
+# TensorFlow holds sizes, step counters and seeds as 32-bit integers: a larger value can only crash a run after it
+# has started writing.
+INT_LIMIT = 2**31 - 1
+
+
+def _range_text(minimum: float | None, maximum: float | None, above: bool = False) -> str:
     if minimum is not None and maximum is not None:
-        return f" in [{minimum}, {maximum}]"
+        return f" in {'(' if above else '['}{minimum}, {maximum}]"
     if minimum is not None:
-        return f" >= {minimum}"
+        return f" {'>' if above else '>='} {minimum}"
     if maximum is not None:
         return f" <= {maximum}"
     return ""
 
 
-def _check_range(value: float, minimum: float | None, maximum: float | None, what: str) -> None:
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueProblem(f"expected {what}{_range_text(minimum, maximum)}")
+def _check_range(value: float, minimum: float | None, maximum: float | None, what: str, above: bool = False) -> None:
+    low = minimum is not None and (value <= minimum if above else value < minimum)
+    if low or (maximum is not None and value > maximum):
+        raise ValueProblem(f"expected {what}{_range_text(minimum, maximum, above)}")
 
 
 @dataclass(frozen=True)
@@ -70,6 +79,9 @@ class Int(ValueType):
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueProblem(f"expected {self.describe()}")
         _check_range(value, self.minimum, self.maximum, "an integer")
+        if abs(value) > INT_LIMIT:
+            raise ValueProblem(f"expected {self.describe()} and at most {INT_LIMIT} (TensorFlow holds sizes, steps and "
+                               "seeds as 32-bit integers)")
         if self.choices is not None and value not in self.choices:
             raise ValueProblem(f"expected {self.describe()}")
         return value
@@ -82,20 +94,23 @@ class Int(ValueType):
 
 @dataclass(frozen=True)
 class Float(ValueType):
+    """A finite number; `above` excludes the minimum itself (a learning rate of 0 trains nothing)."""
+
     minimum: float | None = None
     maximum: float | None = None
+    above: bool = False
 
     def parse(self, value: Any, base_dir: Path) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueProblem(f"expected {self.describe()}")
         value = float(value)
-        if math.isnan(value):
-            raise ValueProblem(f"expected {self.describe()}, not nan")
-        _check_range(value, self.minimum, self.maximum, "a number")
+        if not math.isfinite(value):
+            raise ValueProblem(f"expected {self.describe()}, not {toml_literal(value)}")
+        _check_range(value, self.minimum, self.maximum, "a number", self.above)
         return value
 
     def describe(self) -> str:
-        return "a number" + _range_text(self.minimum, self.maximum)
+        return "a number" + _range_text(self.minimum, self.maximum, self.above)
 
 
 @dataclass(frozen=True)
@@ -148,9 +163,16 @@ class Name(ValueType):
 
 @dataclass(frozen=True)
 class PathValue(ValueType):
-    """A file or folder path; relative paths resolve against the config file's folder."""
+    """A file or folder path; relative paths resolve against the config file's folder.
+
+    `kind` ("folder" or "file") is checked when the path exists, so a file given for a folder is refused at load,
+    not reported later as a missing subfolder; `must_exist` also refuses a missing path (output folders may not exist
+    yet). `contents` says what the folder should hold, for the message.
+    """
 
     must_exist: bool = False
+    kind: str | None = None
+    contents: str = ""
 
     def parse(self, value: Any, base_dir: Path) -> Path:
         if not isinstance(value, str) or not value.strip():
@@ -158,13 +180,20 @@ class PathValue(ValueType):
         path = Path(value).expanduser()
         if not path.is_absolute():
             path = base_dir / path
-        path = Path(_normalise(path))
-        if self.must_exist and not path.exists():
-            raise ValueProblem(f"the path {path} does not exist")
-        return path
+        return Path(_normalise(path))
+
+    def check(self, value: Path | None) -> None:
+        if value is None:
+            return
+        if self.must_exist and not value.exists():
+            raise ValueProblem(f"{value} does not exist")
+        found = "folder" if value.is_dir() else "file" if value.exists() else None
+        if self.kind is not None and found not in (None, self.kind):
+            holding = f" with {self.contents}" if self.contents else ""
+            raise ValueProblem(f"{value} is a {found}; expected a {self.kind}{holding}")
 
     def describe(self) -> str:
-        return "a path (relative paths start at the config file's folder)"
+        return f"a {self.kind or 'file or folder'} path (relative paths start at the config file's folder)"
 
 
 def _normalise(path: Path) -> str:
@@ -191,9 +220,37 @@ class ListOf(ValueType):
                 raise ValueProblem(f"item {index} ({item!r}): {problem}") from None
         return parsed
 
+    def check(self, value: list[Any]) -> None:
+        for index, item in enumerate(value):
+            try:
+                self.item.check(item)
+            except ValueProblem as problem:
+                raise ValueProblem(f"{problem} (item {index})") from None
+
     def describe(self) -> str:
         least = f" (at least {self.min_length})" if self.min_length else ""
         return f"a list of {self.item.describe()}{least}"
+
+
+@dataclass(frozen=True)
+class Shares(ValueType):
+    """One fraction per part, adding up to 1: a whole split into parts, never rescaled behind the user's back."""
+
+    parts: tuple[str, ...]
+
+    def parse(self, value: Any, base_dir: Path) -> list[float]:
+        if not isinstance(value, list) or len(value) != len(self.parts):
+            raise ValueProblem(f"expected {self.describe()}")
+        try:
+            shares = ListOf(Float(0.0, 1.0)).parse(value, base_dir)
+        except ValueProblem as problem:
+            raise ValueProblem(f"expected {self.describe()}; {problem}") from None
+        if abs(sum(shares) - 1.0) > 1e-6:  # binary rounding of decimal fractions, not a user's slip
+            raise ValueProblem(f"expected {self.describe()}; these add up to {sum(shares):.10g}")
+        return shares
+
+    def describe(self) -> str:
+        return f"{len(self.parts)} fractions ({', '.join(self.parts)}) adding up to 1"
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,16 @@ SPLITS = ("train", "valid", "test")
 
 
 def split_counts(patients: int, ratios: list[float]) -> tuple[int, int, int]:
-    """How many patients go to train/valid/test; a non-zero ratio gets at least one when possible."""
-    total = sum(ratios)
-    if total <= 0:
-        raise ValueError("split ratios must not all be zero")
-    shares = [r / total for r in ratios]
-    valid = round(shares[1] * patients)
-    test = round(shares[2] * patients)
+    """How many patients go to train/valid/test; a non-zero ratio gets at least one when possible.
+
+    The ratios are the config's [prepare] split_ratios, which the loader checks add up to 1 (never rescaled here).
+    """
+    _, valid_share, test_share = ratios
+    valid = round(valid_share * patients)
+    test = round(test_share * patients)
     if patients >= 3:
-        valid = max(valid, 1 if shares[1] > 0 else 0)
-        test = max(test, 1 if shares[2] > 0 else 0)
+        valid = max(valid, 1 if valid_share > 0 else 0)
+        test = max(test, 1 if test_share > 0 else 0)
     valid = min(valid, patients)
     test = min(test, patients - valid)
     return patients - valid - test, valid, test
