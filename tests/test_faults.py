@@ -236,3 +236,13 @@ def test_an_output_folder_under_a_file_is_a_user_error_naming_the_key(command, s
     assert main([command, str(config)]) == 2
     assert f"{config}: [{section}] output_dir = {target}: cannot write there ({blocker} is a file, not a folder)" in message(caplog)
     assert blocker.read_text() == "a file where a folder should be"
+
+
+def test_a_default_generator_the_family_cannot_call_is_refused_before_training(prepared_sample, tmp_path, caplog):
+    """task = "dcgan" without a generator line would build the default SRResNet and crash after writing the run."""
+    config = exact_resume_config("dcgan", tmp_path / "run", prepared_sample, 4)
+    config.write_text(config.read_text().replace('generator = "dcgan"\n', ""))
+    assert main(["train", str(config)]) == 2
+    text = message(caplog)
+    assert "[model] generator = 'srresnet' does not fit [model] task = 'dcgan'" in text and "took its default" in text
+    assert not (tmp_path / "run" / "output").exists()

@@ -207,12 +207,12 @@ def _check_networks(config: Config) -> None:
     model and never build one from the key.
     """
     for key in SECTIONS["model"].keys:
-        problem = _misfit(config, key.name)
+        problem = network_misfit(config, key.name)
         if problem is not None and config.was_written("model", key.name):
             raise ConfigError(f"{config.path}: {problem}.")
 
 
-def _misfit(config: Config, key: str) -> str | None:
+def network_misfit(config: Config, key: str) -> str | None:
     """Why `[model] key` names a network the chosen family cannot call; None if it fits or is no network key."""
     task = config.model.task
     family = catalog.component("family", task) if config.reads("model", "task") else None
@@ -266,7 +266,7 @@ def render_config(config: Config) -> str:
             if value is None:
                 lines.append(f"# {key.name} is not set")
             else:
-                unused = not config.reads(name, key.name) or (name == "model" and _misfit(config, key.name) is not None)
+                unused = not config.reads(name, key.name) or (name == "model" and network_misfit(config, key.name) is not None)
                 comment = "# " if unused else ""
                 lines.append(f"{comment}{key.name} = {key.type.to_toml(value)}")
         lines.append("")

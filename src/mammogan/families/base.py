@@ -14,7 +14,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ..config.loader import Config
+from ..config.loader import Config, network_misfit
+from ..errors import ConfigError
 from ..core.io import atomic_write_with
 from ..core.logs import get_logger
 from ..registry import ADVERSARIAL_LOSSES, DISCRIMINATORS, GENERATORS
@@ -87,6 +88,17 @@ class GANFamily(Family):
     monitor: str
     monitor_mode: str = "min"
     trained_by_loop = True
+
+    @classmethod
+    def check(cls, config: Config, command: str) -> None:
+        """Training builds the networks from [model]: a default generator/discriminator this family cannot call is
+        refused here (the loader refuses only written ones, since evaluate and infer load the saved models)."""
+        if command != "train":
+            return
+        for key in ("generator", "discriminator"):
+            problem = network_misfit(config, key)
+            if problem is not None:
+                raise ConfigError(f"{config.path}: {problem} ([model] {key} is not set, so it took its default).")
 
     @classmethod
     def train(cls, config: Config, resume: bool) -> int:

@@ -61,6 +61,7 @@ class PatchGAN(GANFamily):
 
     @classmethod
     def check(cls, config: Config, command: str) -> None:
+        super().check(config, command)
         if command == "evaluate":
             check_synthetic_evaluation(config)
 
