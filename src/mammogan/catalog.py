@@ -182,7 +182,7 @@ CATALOG: dict[str, dict[str, Component]] = {
             "dataset": ("train_dir", "valid_dir", "test_dir", "lr_subdir", "data_range", "patch_size", "lesion_crop_fraction",
                         "augment_flips", "storage"),
             "model": ("scale",),
-            "train": ("pretrain_steps", "gan_steps", "pixel_loss", "lesion_weight"),
+            "train": ("pretrain_steps", "gan_steps", "pixel_loss", "lesion_weight", "lesion_weight_classes"),
             "eval": ("output_dir", "border_crop", "metrics", "roi_margin", "comparison_crops"),
             "infer": ("input_dir", "output_dir", "tile_size", "tile_overlap", "tile_batch"),
         }, when=(

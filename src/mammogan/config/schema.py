@@ -141,6 +141,7 @@ TRAIN = Section(
         Key("plateau_patience", Int(0), 0, "Epochs without validation improvement before the LR is reduced (0: off)."),
         Key("pixel_loss", Name("loss"), "mse", "Pixel loss of the generator (registered name); mse (SRResNet-MSE) optimises PSNR, l1/charbonnier favour the median pixel."),
         Key("lesion_weight", Float(1.0), 1.0, "Calcification-aware loss: weight of pixels inside lesion masks (1 = plain loss)."),
+        Key("lesion_weight_classes", ListOf(Str(("calcification", "mass", "other"))), [], "SR: the lesion classes whose masks (`masks_<class>/`, their union) lesion_weight weights and lesion crops centre on ([]: the any-lesion mask `masks/`)."),
         Key("adversarial_loss", Name("adversarial_loss"), "nonsaturating", "Adversarial loss (registered name)."),
         Key("loss_weights", Table(Str(), Float(0.0)), {"pixel": 1.0, "adversarial": 1e-3, "feature_matching": 0.0}, "Weights of the generator loss terms: SR phase 2 (pixel, adversarial, feature_matching, perceptual) and mask_to_image (pixel, adversarial, feature_matching, mode_seeking: rewards samples that change with the latent)."),
         Key("perceptual_weights", Str(), "", "VGG19 weights for the perceptual loss term: \"imagenet\" (the local Keras cache only, never downloaded) or a weights file path; used when loss_weights has perceptual > 0."),

@@ -36,7 +36,24 @@ def breast_mask(image: np.ndarray, threshold_fraction: float) -> np.ndarray:
     black background of digital mammograms. Digitised films have a grey, uneven background instead
     (the minimum is a redaction block or a hole), so when most of the darker Otsu class lies above
     that threshold, the level halfway between the background's median and Otsu's threshold is used.
+    With no bright region at all, the whole image (prepare then keeps it uncropped).
     """
+    region = _breast(image, threshold_fraction)
+    return np.ones(image.shape, dtype=bool) if region is None else region
+
+
+def breast_tissue(image: np.ndarray, threshold_fraction: float, margin: float) -> np.ndarray:
+    """The breast (`breast_mask`) minus a `margin`-pixel band along the skin line and the image border.
+
+    Evaluation measures tissue there: the skin line, the film border and the label-free rim around
+    the breast are background-dominated and would dilute the score. Empty when nothing is left.
+    """
+    region = _breast(image, threshold_fraction)
+    return np.zeros(image.shape, dtype=bool) if region is None else _eroded(region, margin)
+
+
+def _breast(image: np.ndarray, threshold_fraction: float) -> np.ndarray | None:
+    """breast_mask's region, None when nothing is brighter than the background."""
     step = max(1, min(image.shape) // 1024)  # the coarse steps run on a grid of about 1024 pixels
     threshold = _threshold(image, image[::step, ::step], threshold_fraction)
     binary = image > threshold
@@ -48,7 +65,7 @@ def breast_mask(image: np.ndarray, threshold_fraction: float) -> np.ndarray:
     if not core.any():  # nothing survives the opening: a small or thin breast
         core = _largest_component(coarse)
         if not core.any():
-            return np.ones(image.shape, dtype=bool)
+            return None
     # Give back the breast outline the opening rounded off (skin line, nipple), but nothing further away.
     near = _within(core, 2 * radius).astype(np.uint8)
     if step > 1:

@@ -317,12 +317,13 @@ def training_sampler(config: Config, train_dir: Path) -> CropSampler | ShardSamp
     """The crops SR training draws, per `[dataset] storage`: the split decoded in RAM, or streamed from
     TFRecord shards (written on first use, rewritten when the sources change). Both have `.dataset(batch, start)`."""
     data, scale = config.dataset, config.model.scale
+    classes = tuple(config.train.lesion_weight_classes)  # the lesion mask the pixel loss weights
     if data.storage == "memory":
-        split = load_split(train_dir, scale, lr_subdir_for(config), data.data_range, data.patch_size)
+        split = load_split(train_dir, scale, lr_subdir_for(config), data.data_range, data.patch_size, mask_classes=classes)
         return CropSampler(split, data.patch_size, data.lesion_crop_fraction, data.augment_flips, config.train.seed)
     out_dir = data.tfrecord_dir or train_dir / f"tfrecords_x{scale}"
     try:
-        shards = ensure_shards(train_dir, out_dir, scale, lr_subdir_for(config), data.patch_size)
+        shards = ensure_shards(train_dir, out_dir, scale, lr_subdir_for(config), data.patch_size, mask_classes=classes)
     except OSError as exc:
         raise config.error("dataset", "tfrecord_dir", f"cannot write TFRecord shards to {out_dir}: {exc.strerror or exc} "
                            "(set it to a writable folder with room for the PNG-compressed training set)") from None

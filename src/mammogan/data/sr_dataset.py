@@ -9,7 +9,7 @@ training crops of both are drawn in samplers.py.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -32,6 +32,7 @@ class SRSplit:
     data_range: float
     dtype: np.dtype
     scale: int
+    class_masks: dict[str, list[np.ndarray | None]] = field(default_factory=dict)  # per lesion class, when asked for
 
 
 def degradation_for(folder: Path, scale: int) -> DegradationSpec:
@@ -58,6 +59,27 @@ class SourcePair:
     hr: np.ndarray
     lr: np.ndarray
     mask: np.ndarray | None
+    class_masks: dict[str, np.ndarray | None] = field(default_factory=dict)
+
+
+def mask_subdirs(classes: tuple[str, ...]) -> list[str]:
+    """Where the lesion mask of `classes` is read from: their `masks_<class>/` folders, or `masks/` (any lesion) for none."""
+    return [f"masks_{c}" for c in classes] or ["masks"]
+
+
+def _lesion_mask(folder: Path, path: Path, classes: tuple[str, ...], full: np.ndarray, hr: np.ndarray) -> np.ndarray | None:
+    """The union of the `classes`' masks of one image (see mask_subdirs), trimmed like its HR; None without any file."""
+    union = None
+    for subdir in mask_subdirs(classes):
+        mask_path = folder / subdir / path.name
+        if not mask_path.is_file():
+            continue
+        mask = read_mask(mask_path)
+        if mask.shape != full.shape:
+            raise DataError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {path} is "
+                            f"{full.shape[1]}x{full.shape[0]} (masks are paired with images by file name).")
+        union = mask if union is None else np.maximum(union, mask)
+    return None if union is None else union[: hr.shape[0], : hr.shape[1]]
 
 
 def check_crop_fits(path: Path, height: int, width: int, min_hr_size: int) -> None:
@@ -66,8 +88,13 @@ def check_crop_fits(path: Path, height: int, width: int, min_hr_size: int) -> No
         raise DataError(f"{path}: {width}x{height} is smaller than the {min_hr_size}-pixel training crop.")
 
 
-def read_pair(path: Path, folder: Path, scale: int, lr_subdir: str, spec: DegradationSpec, min_hr_size: int = 0) -> SourcePair:
-    """Read one HR image, its LR partner (by name) or its degradation, and its lesion mask when present."""
+def read_pair(path: Path, folder: Path, scale: int, lr_subdir: str, spec: DegradationSpec, min_hr_size: int = 0,
+              mask_classes: tuple[str, ...] = (), class_masks: tuple[str, ...] = ()) -> SourcePair:
+    """Read one HR image, its LR partner (by name) or its degradation, and its lesion mask when present.
+
+    `mask_classes`: the lesion classes whose union is the mask (none: the any-lesion mask); `class_masks`:
+    classes whose masks are also kept one by one (the per-class evaluation).
+    """
     full = read_image(path)
     hr = trim_to_multiple(full, scale)
     check_crop_fits(path, hr.shape[0], hr.shape[1], min_hr_size)
@@ -80,12 +107,8 @@ def read_pair(path: Path, folder: Path, scale: int, lr_subdir: str, spec: Degrad
             raise DataError(f"{lr_path}: LR size {lr.shape[::-1]} × {scale} does not match HR size {hr.shape[::-1]}.")
     else:
         lr = degrade(hr, spec)
-    mask_path = folder / "masks" / path.name
-    mask = read_mask(mask_path) if mask_path.is_file() else None
-    if mask is not None and mask.shape != full.shape:
-        raise DataError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {path} is "
-                        f"{full.shape[1]}x{full.shape[0]} (masks are paired with images by file name).")
-    return SourcePair(path, hr, lr, None if mask is None else mask[: hr.shape[0], : hr.shape[1]])
+    return SourcePair(path, hr, lr, _lesion_mask(folder, path, mask_classes, full, hr),
+                      {c: _lesion_mask(folder, path, (c,), full, hr) for c in class_masks})
 
 
 def source_images(folder: Path) -> list[Path]:
@@ -97,17 +120,18 @@ def source_images(folder: Path) -> list[Path]:
 
 
 def read_pairs(folder: Path, scale: int, lr_subdir: str, min_hr_size: int = 0,
-               failures: list[str] | None = None) -> Iterator[SourcePair]:
+               failures: list[str] | None = None, mask_classes: tuple[str, ...] = (),
+               class_masks: tuple[str, ...] = ()) -> Iterator[SourcePair]:
     """`read_pair` over a split, one image decoded at a time; a split must have one bit depth.
 
     With a `failures` list, an image that cannot be used is recorded there (file and reason) and skipped,
-    so a batch job finishes the good images; without one, the first problem raises.
+    so a batch job finishes the good images; without one, the first problem raises. The masks: see read_pair.
     """
     spec = degradation_for(folder, scale)
     dtype = None
     for path in source_images(folder):
         try:
-            pair = read_pair(path, folder, scale, lr_subdir, spec, min_hr_size)
+            pair = read_pair(path, folder, scale, lr_subdir, spec, min_hr_size, mask_classes, class_masks)
             if dtype is None:
                 dtype = pair.hr.dtype
             elif pair.hr.dtype != dtype:
@@ -126,9 +150,10 @@ def full_scale_for(data_range: float, dtype: np.dtype) -> float:
 
 
 def load_split(folder: Path, scale: int, lr_subdir: str, data_range: float, min_hr_size: int = 0,
-               failures: list[str] | None = None) -> SRSplit:
-    """Read HR images, LR partners (by name) or degrade HR, and lesion masks when present (`failures`: see read_pairs)."""
-    pairs = list(read_pairs(folder, scale, lr_subdir, min_hr_size, failures))
+               failures: list[str] | None = None, mask_classes: tuple[str, ...] = (),
+               class_masks: tuple[str, ...] = ()) -> SRSplit:
+    """Read HR images, LR partners (by name) or degrade HR, and lesion masks when present (`failures`, masks: see read_pairs)."""
+    pairs = list(read_pairs(folder, scale, lr_subdir, min_hr_size, failures, mask_classes, class_masks))
     if not pairs:
         raise DataError(f"{folder}: none of its images can be used: " + "; ".join(failures or []))
     dtype = pairs[0].hr.dtype
@@ -137,8 +162,13 @@ def load_split(folder: Path, scale: int, lr_subdir: str, data_range: float, min_
         names=[p.path.stem for p in pairs],
         hr=[(p.hr.astype(np.float32) / full_scale) for p in pairs],
         lr=[(p.lr.astype(np.float32) / full_scale) for p in pairs],
-        masks=[(p.mask > 0).astype(np.float32) if p.mask is not None else None for p in pairs],
+        masks=[_binary(p.mask) for p in pairs],
         data_range=full_scale,
         dtype=np.dtype(dtype),
         scale=scale,
+        class_masks={c: [_binary(p.class_masks[c]) for p in pairs] for c in class_masks},
     )
+
+
+def _binary(mask: np.ndarray | None) -> np.ndarray | None:
+    return None if mask is None else (mask > 0).astype(np.float32)

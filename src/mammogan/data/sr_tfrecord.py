@@ -22,7 +22,7 @@ from ..errors import DataError
 from ..core.io import atomic_path, atomic_write_text
 from ..core.logs import get_logger
 from ..core.progress import progress
-from .sr_dataset import SourcePair, check_crop_fits, degradation_for, read_pairs, source_images
+from .sr_dataset import SourcePair, check_crop_fits, degradation_for, mask_subdirs, read_pairs, source_images
 
 log = get_logger("data")
 INDEX = "index.json"
@@ -53,14 +53,16 @@ def _stat(path: Path) -> list[Any] | None:
     return [info.st_size, info.st_mtime_ns]
 
 
-def source_description(folder: Path, scale: int, lr_subdir: str) -> dict[str, Any]:
-    """What the shards were made from: a fingerprint of every source file (name, size, mtime), the scale and
-    the LR source. Any change means the shards are stale. The data range is applied when reading, so it is not part of it."""
+def source_description(folder: Path, scale: int, lr_subdir: str, mask_classes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What the shards were made from: a fingerprint of every source file (name, size, mtime), the scale, the
+    LR source and the mask classes (only when set, so shards of the any-lesion mask keep their fingerprint).
+    Any change means the shards are stale. The data range is applied when reading, so it is not part of it."""
     files = [[path.name, _stat(path), _stat(folder / lr_subdir / path.name) if lr_subdir else None,
-              _stat(folder / "masks" / path.name)] for path in source_images(folder)]
+              *(_stat(folder / subdir / path.name) for subdir in mask_subdirs(mask_classes))] for path in source_images(folder)]
     lr_source = {"lr_subdir": lr_subdir} if lr_subdir else {"degradation": degradation_for(folder, scale).as_dict()}
     fingerprint = hashlib.sha256(json.dumps(files).encode()).hexdigest()
-    return {"version": FORMAT_VERSION, "folder": str(folder), "scale": scale, "lr_source": lr_source,
+    masks = {"mask_classes": list(mask_classes)} if mask_classes else {}
+    return {"version": FORMAT_VERSION, "folder": str(folder), "scale": scale, "lr_source": lr_source, **masks,
             "images": len(files), "fingerprint": fingerprint}
 
 
@@ -97,17 +99,19 @@ def _write_shards(records: Iterable[bytes], folder: Path, shard_bytes: int) -> l
 
 
 def write_shards(folder: Path, out_dir: Path, scale: int, lr_subdir: str, min_hr_size: int = 0,
-                 shard_bytes: int = SHARD_BYTES, source: dict[str, Any] | None = None) -> dict[str, Any]:
+                 shard_bytes: int = SHARD_BYTES, source: dict[str, Any] | None = None,
+                 mask_classes: tuple[str, ...] = ()) -> dict[str, Any]:
     """Write the split's pairs (read and validated exactly as `load_split` does) as shards plus `index.json`.
 
-    `source`: the split's `source_description` when the caller already made it (it stats every file)."""
-    source = source or source_description(folder, scale, lr_subdir)
+    `source`: the split's `source_description` when the caller already made it (it stats every file);
+    `mask_classes`: see read_pair."""
+    source = source or source_description(folder, scale, lr_subdir, mask_classes)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / INDEX).unlink(missing_ok=True)  # no index = no valid set, until the new one is complete
     index: dict[str, Any] = {"source": source, "dtype": None, "images": [], "shards": []}
 
     def records() -> Iterator[bytes]:
-        pairs = read_pairs(folder, scale, lr_subdir, min_hr_size)
+        pairs = read_pairs(folder, scale, lr_subdir, min_hr_size, mask_classes=mask_classes)
         for pair in progress(pairs, total=source["images"], desc="TFRecord shards"):
             index["dtype"] = pair.hr.dtype.name  # read_pairs checks that the split has one bit depth
             index["images"].append({"file": pair.path.name, "shape": list(pair.hr.shape)})  # for check_crop_fits on reuse
@@ -135,10 +139,10 @@ def _extent(index: dict[str, Any]) -> str:
 
 
 def ensure_shards(folder: Path, out_dir: Path, scale: int, lr_subdir: str, min_hr_size: int = 0,
-                  shard_bytes: int = SHARD_BYTES) -> ShardSet:
-    """The shards of `folder` in `out_dir`, (re)written first when missing or made from other sources."""
+                  shard_bytes: int = SHARD_BYTES, mask_classes: tuple[str, ...] = ()) -> ShardSet:
+    """The shards of `folder` in `out_dir`, (re)written first when missing or made from other sources (`mask_classes`: see read_pair)."""
     index = _read_index(out_dir)
-    current = source_description(folder, scale, lr_subdir)
+    current = source_description(folder, scale, lr_subdir, mask_classes)
     same_source = index is not None and index.get("source") == current
     if same_source and all((out_dir / s["file"]).is_file() for s in index["shards"]):
         log.info("TFRecord shards: reusing %d images in %s in %s.", len(index["images"]), _extent(index), out_dir)
@@ -146,7 +150,7 @@ def ensure_shards(folder: Path, out_dir: Path, scale: int, lr_subdir: str, min_h
         reason = "none yet" if index is None else "shard files missing" if same_source else "the sources changed"
         log.info("TFRecord shards: writing %d images of %s to %s (%s; done once, reused while the sources are unchanged)...",
                  current["images"], folder, out_dir, reason)
-        index = write_shards(folder, out_dir, scale, lr_subdir, min_hr_size, shard_bytes, source=current)
+        index = write_shards(folder, out_dir, scale, lr_subdir, min_hr_size, shard_bytes, source=current, mask_classes=mask_classes)
         log.info("TFRecord shards: %s.", _extent(index))
     for image in index["images"]:
         check_crop_fits(folder / "images" / image["file"], image["shape"][0], image["shape"][1], min_hr_size)
