@@ -13,6 +13,7 @@ call projects\SRGAN\MIAS-x2\3.infer.bat || exit /b 1
 call projects\GAN\DCGAN-MIAS\1.train.bat || exit /b 1
 call projects\GAN\DCGAN-MIAS\2.evaluate.bat || exit /b 1
 call projects\GAN\DCGAN-MIAS\3.infer.bat || exit /b 1
+.venv\Scripts\python.exe scripts\demo_summary.py || exit /b 1
 echo.
 echo Done. Where to look:
 echo   prepared data     dataset\MIAS-sample\{train,valid,test}\ (images, masks, lr_x2, lr_x4), patches\, manifest.json

@@ -13,6 +13,7 @@ projects/SRGAN/MIAS-x2/3.infer.sh
 projects/GAN/DCGAN-MIAS/1.train.sh
 projects/GAN/DCGAN-MIAS/2.evaluate.sh
 projects/GAN/DCGAN-MIAS/3.infer.sh
+.venv/bin/python scripts/demo_summary.py
 cat <<MSG
 
 Done. Where to look:

@@ -24,7 +24,7 @@ def steps(path: Path) -> list[str]:
         if line.lstrip().startswith(("#", "rem ")):
             continue
         line = re.sub(r'echo [^&|)]*|"[^"]*"', " ", line)  # messages and quoted paths name no step
-        for match in re.finditer(r"(projects/\S+?/\d\.\w+|1\.prepare|setup_env)\.(?:sh|bat)(?: ([\w./-]+))?|-m (mammogan \w+|pytest|pip install)",
+        for match in re.finditer(r"(projects/\S+?/\d\.\w+|1\.prepare|setup_env)\.(?:sh|bat)(?: ([\w./-]+))?|-m (mammogan \w+|pytest|pip install)|(scripts/\w+\.py)",
                                  line):
             step = " ".join(part for part in match.groups() if part)
             if not found or found[-1] != step:  # cmd's if/else branches repeat what one sh loop does
