@@ -35,11 +35,14 @@ def main() -> int:
 
     kid = {arm: float(row["kid_mean"]) for arm, row in gan.items()}
     ranked = " < ".join(f"{arm} {value:.4f}" for arm, value in sorted(kid.items(), key=lambda item: item[1]))
-    beats = all(kid["generator"] < kid[arm] for arm in ("step0_generator", "gaussian_noise") if arm in kid)
+    baselines = [arm for arm in ("step0_generator", "gaussian_noise") if arm in kid]
+    beaten = [arm for arm in baselines if kid["generator"] < kid[arm]]
+    lost = [arm for arm in baselines if arm not in beaten]
     print(f"Trained: SRGAN x2 ({last_step(SR)} steps) and DCGAN ({last_step(GAN)} steps) on the bundled mini-MIAS sample.")
     print(f"SR on held-out films, PSNR over bicubic: whole image {gain('psnr')}, breast tissue {gain('tissue_psnr')}.")
     print(f"DCGAN KID ({next(iter(gan.values()))['extractor']} features, lower is better): {ranked}.")
-    print(f"The generator {'beats' if beats else 'does NOT beat'} its step-0 network and the noise baseline on this extractor.")
+    print(f"The generator beats {', '.join(beaten) or 'no baseline'}" + (f" and does NOT beat {', '.join(lost)}" if lost else "")
+          + " on this extractor.")
     print(f"Reports: {SR / 'report.html'}  {GAN / 'report.html'}")
     return 0
 
