@@ -135,6 +135,11 @@ def test_defaults_of_unread_keys_are_never_refused(tmp_path):
     assert not config.reads("train", "strategy") and not config.reads("model", "generator")
 
 
+def test_the_shipped_configs_are_found():
+    """The parametrized check below is only as good as this list: an empty one would skip silently."""
+    assert len([p for p in SHIPPED if p.name == "train_eval_infer.config"]) >= 19 and REPO / "dataset" / "MIAS-sample.config" in SHIPPED
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_shipped_config_loads_and_its_resolved_config_loads_back(path, tmp_path):
     config = load_config(path)

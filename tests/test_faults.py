@@ -155,7 +155,7 @@ def final_weights(run: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("kind", ["sr", "dcgan"])
-def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(kind, prepared_sample, tmp_path):
+def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(kind, prepared_sample, tmp_path, caplog):
     steps = 24
     clean = tmp_path / "clean"
     assert main(["train", str(exact_resume_config(kind, clean, prepared_sample, steps))]) == 0
@@ -173,8 +173,11 @@ def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL, "the run ended before it was killed"
+    assert first.exists(), "killed before its first checkpoint: a rerun would train from scratch, not resume"
     assert not (killed / "output" / "models" / "final").exists()
+    caplog.clear()
     assert main(["train", str(config)]) == 0  # resumes from the last checkpoint it finds
+    assert f"Resumed from {killed / 'output' / 'checkpoints'}/ckpt-" in message(caplog)
 
     for clean_weight, resumed_weight in zip(final_weights(clean), final_weights(killed), strict=True):
         np.testing.assert_allclose(resumed_weight, clean_weight, rtol=0, atol=1e-6)

@@ -25,14 +25,14 @@ from typing import Any, Iterator
 
 import cv2
 
-from ..config.loader import Config, write_resolved_config
+from ..config.loader import Config, start_output_folder
 from ..data.degradation import DegradationSpec, degrade
 from ..data.images import list_images, read_image, read_mask, write_png
 from ..errors import DataError
 from ..prepare.splits import SPLITS
 from ..registry import AUGMENTATIONS, DEGRADATIONS
-from ..core.io import atomic_path, atomic_write_text, check_writable_folder, remove_stale_temps
-from ..core.logs import add_log_file, get_logger
+from ..core.io import atomic_path, atomic_write_text
+from ..core.logs import get_logger
 from ..core.progress import progress
 from .transforms import Border, Pair, apply_steps
 
@@ -386,10 +386,8 @@ def run_augment(config: Config) -> int:
         sources += found
         failures += problems
 
-    check_writable_folder(output_dir, f"{config.path}: [generator] output_dir")  # the first write, once the config is known good
-    log_path = add_log_file(output_dir, "augment.log")
-    remove_stale_temps(output_dir)
-    write_resolved_config(config, output_dir)
+    start_output_folder(config, "generator", "augment.log")  # the first write, once the config is known good
+    log_path = output_dir / "augment.log"
     if not recipe:
         log.warning("augment: no augmentation is turned on in [generator]; the output is a plain copy.")
     for split in present:

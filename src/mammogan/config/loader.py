@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from .. import catalog
 from ..errors import ConfigError
 from ..registry import REGISTRIES, plural, unknown_name_message
-from ..core.io import atomic_write_text, check_writable_folder
+from ..core.io import atomic_write_text, check_writable_folder, remove_stale_temps
 from ..core.logs import add_log_file
 from .readers import reading, refusal
 from .schema import SECTIONS, Section
@@ -276,11 +276,13 @@ def render_config(config: Config) -> str:
 def start_output_folder(config: Config, section: str, log_name: str) -> Path:
     """Create `[section] output_dir` with its log file and the resolved config it ran with; returns the folder.
 
-    A folder that cannot be written is refused first, naming the key.
+    A folder that cannot be written is refused first, naming the key; temporary files an interrupted run left
+    there are removed.
     """
     folder = config.as_dict()[section]["output_dir"]
     check_writable_folder(folder, f"{config.path}: [{section}] output_dir")
     add_log_file(folder, log_name)
+    remove_stale_temps(folder)  # left by a run killed mid-write
     write_resolved_config(config, folder)
     return folder
 

@@ -45,7 +45,7 @@ PREPARE = Section(
         Key("metadata_file", PathValue(), None, "Per-image metadata table: INbreast.csv or INbreast.xls (kind = \"inbreast\"), or a CBIS-DDSM case-description CSV or a folder of them (kind = \"cbis\")."),
         Key("mias_reference_size", Int(1), 1024, "Pixel size of the frame MIAS coordinates refer to (scaled to the actual image size)."),
         Key("output_dir", FOLDER, None, "Dataset folder written (`train/valid/test/{images,masks}` plus SR and patch sets)."),
-        Key("bit_depth", Int(8, 16), 16, "Bits per pixel of the written PNGs: 16 keeps DICOM precision, 8 halves the size."),
+        Key("bit_depth", Int(choices=(8, 16)), 16, "Bits per pixel of the written PNGs: 16 keeps DICOM precision, 8 halves the size."),
         Key("voi_lut", Bool(), True, "Apply the DICOM VOI LUT / window (first of several); false keeps the full modality range."),
         Key("orientation", Str(("left", "right", "none")), "left", "Flip every breast so its chest wall is on this side ('none' keeps the input)."),
         Key("crop_breast", Bool(), True, "Crop to the largest bright connected component (removes background and burned-in labels)."),

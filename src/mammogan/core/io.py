@@ -7,6 +7,7 @@ leaves behind are named so that the next run can find and remove them (`remove_s
 from __future__ import annotations
 
 import contextlib
+import functools
 import csv
 import io
 import os
@@ -24,8 +25,12 @@ log = get_logger("io")
 _TEMP_NAME = re.compile(r"^\..*\.[a-z0-9_]{8}\.tmp(\.[^.]+)*$")
 
 
+@functools.cache
 def _new_file_mode() -> int:
-    """0666 less the umask: the mode `open()` gives a new file (mkstemp's 0600 suits only the temporary)."""
+    """0666 less the umask: the mode `open()` gives a new file (mkstemp's 0600 suits only the temporary).
+
+    Read once: reading the umask means setting it, which is process-wide.
+    """
     umask = os.umask(0o077)  # briefly the strictest usual mask, so a file another thread creates meanwhile stays private
     os.umask(umask)
     return 0o666 & ~umask

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .images import list_images
+from .patch_dataset import patch_names
 
 def split_labels(split_dir: Path, classes: list[str], column: str, where: str) -> np.ndarray:
     """Class id (index into `classes`) of every patch of a prepared split, in `load_patches` order.
@@ -25,8 +25,7 @@ def split_labels(split_dir: Path, classes: list[str], column: str, where: str) -
     if not rows or "patch" not in rows[0] or column not in rows[0]:
         raise DataError(f"{metadata}: expected the columns patch and {column!r} ([dataset] class_column).")
     by_name = {row["patch"]: row[column] for row in rows}
-    source = split_dir / "images" if (split_dir / "images").is_dir() else split_dir
-    names = [path.name for path in list_images(source)]
+    names = patch_names(split_dir)
     missing = [name for name in names if name not in by_name]
     if missing:
         raise DataError(f"{metadata}: no {column} for {len(missing)} patches of {split_dir}, e.g. {missing[0]}.")

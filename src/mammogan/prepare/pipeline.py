@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pydicom
 
-from ..config.loader import Config, write_resolved_config
+from ..config.loader import Config, start_output_folder
 from ..data.breast import Box, breast_mask, chest_wall_side, crop_box, dilate
 from ..data.degradation import degrade, trim_to_multiple
 from ..data.dicom import DICOM_ERRORS, pseudonym, read_dicom
@@ -33,8 +33,8 @@ from ..data.lesions import LESION_CLASSES, SourceImage
 from ..data.masks import GridTransform, class_masks
 from ..errors import DataError
 from ..registry import PREPARE_KINDS
-from ..core.io import atomic_write_text, check_writable_folder, remove_stale_temps
-from ..core.logs import add_log_file, get_logger
+from ..core.io import atomic_write_text
+from ..core.logs import get_logger
 from ..core.progress import progress
 from .manifest import write_manifests
 from .patches import cut_patches, sr_patch_boxes, write_sr_patches
@@ -247,11 +247,9 @@ def _run_jobs(jobs: list[tuple[SourceImage, str, PrepareSettings, str]], workers
 
 def run_prepare(config: Config) -> int:
     """Prepare every source image; returns the exit code (2 when some failed, unless on_error = "skip")."""
-    output_dir: Path = config.need("prepare", "output_dir", "prepare")
-    check_writable_folder(output_dir, f"{config.path}: [prepare] output_dir")
-    log_path = add_log_file(output_dir, "prepare.log")
-    remove_stale_temps(output_dir)
-    write_resolved_config(config, output_dir)
+    config.need("prepare", "output_dir", "prepare")
+    output_dir = start_output_folder(config, "prepare", "prepare.log")
+    log_path = output_dir / "prepare.log"
     sources = PREPARE_KINDS.get(config.prepare.kind, f"{config.path}: [prepare] kind")(config)
     settings = PrepareSettings.from_config(config, _pseudonym_key(config, output_dir))
     patients = _patients(sources, settings)

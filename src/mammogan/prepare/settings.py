@@ -30,9 +30,6 @@ class PrepareSettings:
     @classmethod
     def from_config(cls, config: Config, pseudonym_key: bytes) -> PrepareSettings:
         """The section's values, after the checks the schema cannot express."""
-        config.need("prepare", "output_dir", "prepare")
-        if config.prepare.bit_depth not in (8, 16):
-            raise config.error("prepare", "bit_depth", "expected 8 or 16")
         size, multiple = config.prepare.sr_patch_size, math.lcm(*config.prepare.sr_scales)
         if size % multiple:
             raise config.error("prepare", "sr_patch_size", f"expected a multiple of {multiple} so that every sr_scales "

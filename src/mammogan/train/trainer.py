@@ -19,10 +19,10 @@ from typing import Any, Callable
 import keras
 import tensorflow as tf
 
-from ..config.loader import Config, write_resolved_config
+from ..config.loader import Config, start_output_folder
 from ..errors import UserError
 from ..core.io import atomic_write_text, check_writable_folder
-from ..core.logs import add_log_file, get_logger
+from ..core.logs import get_logger
 from ..registry import FAMILIES
 from ..visual.plots import plot_history, write_contact_sheet
 from ..visual.report import write_command_report
@@ -187,10 +187,10 @@ class Trainer:
     def fit(self, resume: bool = True) -> dict[str, float]:
         cfg = self.config.train
         self._protect_previous_run(resume)
-        check_writable_folder(self.output_dir, f"{self.config.path}: [train] output_dir")
         if self.is_chief:
-            add_log_file(self.output_dir, "train.log")
-            write_resolved_config(self.config, self.output_dir)
+            start_output_folder(self.config, "train", "train.log")
+        else:  # other workers only write scratch checkpoints there
+            check_writable_folder(self.output_dir, f"{self.config.path}: [train] output_dir")
         keras.utils.set_random_seed(cfg.seed)
         with self.strategy.scope():
             self.task.build()

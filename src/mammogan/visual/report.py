@@ -57,8 +57,10 @@ def write_report(folder: Path, title: str) -> Path:
     not repeated.
     """
     folder = Path(folder)
-    sections = [_nested(folder), _tiles(folder), _curves(folder), _tables(folder), _images(folder), _config(folder),
-                _files(folder)]
+    nested = sorted(path.parent for path in folder.rglob(REPORT) if path.parent != folder)
+    files = _own_files(folder, set(nested))  # one walk of the folder serves every section
+    sections = [_nested(folder, nested), _tiles(folder), _curves(folder), _tables(folder, files), _images(folder, files),
+                _config(folder), _files(folder, files)]
     page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body>\n<h1>{html.escape(title)}</h1>\n"
             f"<div class=\"meta\">{html.escape(str(folder))} · written {time.strftime('%Y-%m-%d %H:%M:%S')}</div>\n"
@@ -72,19 +74,15 @@ def _link(folder: Path, path: Path) -> str:
     return html.escape(path.relative_to(folder).as_posix(), quote=True)
 
 
-def _reported_elsewhere(folder: Path, path: Path) -> bool:
-    """Whether `path` lies in a subfolder of `folder` that has its own report."""
-    return any((parent / REPORT).is_file() for parent in path.parents if parent != folder and folder in parent.parents)
+def _own_files(folder: Path, nested: set[Path]) -> list[Path]:
+    """Every file of `folder` except checkpoints, this report and what lies in a subfolder with a report of its own."""
+    return sorted(path for path in folder.rglob("*") if path.is_file() and path.name != REPORT
+                  and "checkpoints" not in path.relative_to(folder).parts and not nested & set(path.parents))
 
 
-def _own_files(folder: Path, pattern: str = "*") -> list[Path]:
-    return sorted(path for path in folder.rglob(pattern) if path.is_file() and not _reported_elsewhere(folder, path))
-
-
-def _nested(folder: Path) -> str:
-    reports = sorted(path for path in folder.rglob(REPORT) if path.parent != folder)
-    items = "".join(f"<li><a href=\"{_link(folder, path)}\">{_link(folder, path.parent)}</a></li>" for path in reports)
-    return f"<h2>Reports inside this folder</h2><ul>{items}</ul>" if reports else ""
+def _nested(folder: Path, nested: list[Path]) -> str:
+    items = "".join(f"<li><a href=\"{_link(folder, sub / REPORT)}\">{_link(folder, sub)}</a></li>" for sub in nested)
+    return f"<h2>Reports inside this folder</h2><ul>{items}</ul>" if nested else ""
 
 
 def _tiles(folder: Path) -> str:
@@ -109,9 +107,7 @@ def _curves(folder: Path) -> str:
             if curves.is_file() else "")
 
 
-def _csv_table(path: Path) -> str:
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.reader(handle))
+def _csv_table(rows: list[list[str]]) -> str:
     if not rows:
         return "<p>(empty)</p>"
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in rows[0])
@@ -129,25 +125,24 @@ def _number(cell: str) -> str:
         return cell
 
 
-def _tables(folder: Path) -> str:
-    tables = [path for path in _own_files(folder, "*.csv") if "epoch_tiles" not in path.parts]
+def _tables(folder: Path, files: list[Path]) -> str:
     parts = []
-    for path in tables:
-        with path.open(encoding="utf-8") as handle:
-            rows = sum(1 for _ in handle) - 1
+    for path in (path for path in files if path.suffix == ".csv"):
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
         name = _link(folder, path)
-        if rows <= INLINE_ROWS:
-            parts.append(f"<h3>{name}</h3>{_csv_table(path)}")
+        if len(rows) - 1 <= INLINE_ROWS:
+            parts.append(f"<h3>{name}</h3>{_csv_table(rows)}")
         else:
-            parts.append(f"<h3>{name}</h3><p>{rows} rows: <a href=\"{name}\">open the CSV</a></p>")
+            parts.append(f"<h3>{name}</h3><p>{len(rows) - 1} rows: <a href=\"{name}\">open the CSV</a></p>")
     return ("<h2>Tables</h2>\n" + "\n".join(parts)) if parts else ""
 
 
-def _images(folder: Path) -> str:
-    skip = {folder / "train_metrics.png", folder / "epoch_tiles.gif"}
-    images = sorted(path for path in _own_files(folder) if path.suffix.lower() in IMAGE_SUFFIXES and path not in skip
-                    and not {"epoch_tiles", "models", "checkpoints"} & set(path.relative_to(folder).parts[:-1])
-                    and path.parent.name not in ("images", "masks"))
+def _images(folder: Path, files: list[Path]) -> str:
+    shown_elsewhere = {folder / "train_metrics.png", folder / "epoch_tiles.gif"}
+    images = [path for path in files if path.suffix.lower() in IMAGE_SUFFIXES and path not in shown_elsewhere
+              and not {"epoch_tiles", "models"} & set(path.relative_to(folder).parts[:-1])
+              and path.parent.name not in ("images", "masks")]
     if not images:
         return ""
     figures = "".join(f"<figure><a href=\"{_link(folder, path)}\"><img src=\"{_link(folder, path)}\" loading=\"lazy\" "
@@ -162,8 +157,7 @@ def _config(folder: Path) -> str:
     return f"<h2>Resolved config</h2><pre>{html.escape(config.read_text(encoding='utf-8'))}</pre>"
 
 
-def _files(folder: Path) -> str:
-    files = [path for path in _own_files(folder) if path.name != REPORT and "checkpoints" not in path.relative_to(folder).parts]
+def _files(folder: Path, files: list[Path]) -> str:
     items = "".join(f"<li><a href=\"{_link(folder, path)}\">{_link(folder, path)}</a></li>" for path in files[:500])
     more = f"<p>… and {len(files) - 500} more files.</p>" if len(files) > 500 else ""
     return f"<h2>Files</h2><ul class=\"files\">{items}</ul>{more}"
