@@ -413,3 +413,33 @@ def test_sr_patch_size_must_divide_by_every_scale(tmp_path, run_prepare):
     assert code != 0 and not (out / ".records").exists()
     with pytest.raises(ConfigError, match=r"p\.config: \[prepare\] sr_patch_size = 66: expected a multiple of 4"):
         PrepareSettings.from_config(load_config(tmp_path / "p.config"), b"key")
+
+
+def test_folders_kind_joins_png_and_dicom_folders_and_groups_png_patients_by_pattern(tmp_path, run_prepare, write_dicom,
+                                                                                     synthetic_breast):
+    """One dataset from a PNG export and a DICOM export: a patient's PNG views share a split, DICOM patients come
+    from their headers (pseudonymised), and a PNG the pattern does not match fails alone."""
+    pngs = tmp_path / "site_a"
+    pngs.mkdir()
+    for index, name in enumerate(("1_L_CC", "1_R_CC", "2_L_CC", "2_R_CC", "3_L_CC", "3_R_CC", "notes")):
+        cv2.imwrite(str(pngs / f"{name}.png"), synthetic_breast(200, 260, seed=index))
+    write_dicom(tmp_path / "site_b" / "4711" / "a.dcm", synthetic_breast(200, 260, seed=9), PatientID="4711", ImageLaterality="L")
+    write_dicom(tmp_path / "site_b" / "4711" / "b.dcm", synthetic_breast(200, 260, seed=10), PatientID="4711", ImageLaterality="R")
+    code, out = run_prepare(tmp_path / "f.config", kind="folders", input_dirs=["site_a", "site_b"],
+                            patient_pattern="^(\\d+)_", bit_depth=16, split_ratios=[0.5, 0.25, 0.25], **FAST)
+    assert code == 2  # "notes" is not <patient>_...: it alone fails, the batch still finishes
+    records = {path.stem: json.loads(path.read_text()) for path in (out / ".records").glob("*.json")}
+    assert set(records) == {"1_L_CC", "1_R_CC", "2_L_CC", "2_R_CC", "3_L_CC", "3_R_CC", "a", "b"}
+    for patient in ("1", "2", "3"):
+        assert records[f"{patient}_L_CC"]["patient_id"] == records[f"{patient}_R_CC"]["patient_id"] == patient
+        assert records[f"{patient}_L_CC"]["split"] == records[f"{patient}_R_CC"]["split"]
+    assert records["a"]["patient_id"] == records["b"]["patient_id"] != "4711" and records["a"]["split"] == records["b"]["split"]
+    assert len({r["split"] for r in records.values()}) == 3  # four patients over the three splits
+    failures = (out / "prepare.log").read_text()
+    assert "notes" in failures and "patient_pattern" in failures
+
+
+def test_a_patient_pattern_without_one_group_is_a_config_error(tmp_path, run_prepare):
+    (tmp_path / "in").mkdir()
+    code, _ = run_prepare(tmp_path / "f.config", kind="folders", input_dirs=["in"], patient_pattern="^\\d+_", **FAST)
+    assert code == 2

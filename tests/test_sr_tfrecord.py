@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from mammogan.cli import main
 from mammogan.data.images import read_image, write_png
-from mammogan.data.sr_dataset import read_pairs
-from mammogan.data.samplers import ShardSampler
+from mammogan.data.sr_dataset import load_split, read_pairs
+from mammogan.data.samplers import CropSampler, ShardSampler
 from mammogan.data.sr_tfrecord import FEATURES, ShardSet, ensure_shards
 from mammogan.errors import DataError
 
@@ -158,3 +158,33 @@ def test_unwritable_tfrecord_dir_is_a_config_error(tmp_path, prepared_sample, ca
     assert main(["train", str(config)]) == 2
     message = " ".join(caplog.text.split())  # the CLI wraps long messages
     assert "[dataset] tfrecord_dir" in message and "taken/shards: Not a directory" in message
+
+
+def _dark_with_bright_corner(root: Path, bits: int) -> Path:
+    """HR images black but for a bright bottom-right quarter, LR its 2× decimation."""
+    top = (1 << bits) - 1
+    for i in range(2):
+        hr = np.zeros((120, 112), np.uint8 if bits == 8 else np.uint16)
+        hr[60:, 56:] = top // 2
+        write_png(root / "images" / f"im{i}.png", hr)
+        write_png(root / "lr_x2" / f"im{i}.png", hr[::2, ::2])
+    return root
+
+
+@pytest.mark.parametrize("storage", ["memory", "tfrecord"])
+def test_min_crop_mean_moves_background_crops_onto_breast(tmp_path, storage):
+    """Both storages judge the crop mean on the full scale of the stored bit depth (16-bit here), and the moved
+    crops are as reproducible as the others."""
+    folder = _dark_with_bright_corner(tmp_path / "split", bits=16)
+
+    def sampler(min_mean: float):
+        if storage == "memory":
+            return CropSampler(load_split(folder, 2, "lr_x2", 0.0), 32, 0.0, True, 3, min_mean)
+        return ShardSampler(ensure_shards(folder, tmp_path / "shards", 2, "lr_x2", 32), 32, 0.0, True, 3, 4, 8, 0.0, min_mean)
+
+    _, plain, _ = _batches(sampler(0.0), 12)
+    _, moved, _ = _batches(sampler(0.08), 12)
+    means = lambda crops: crops.reshape(len(crops), -1).mean(axis=1)  # noqa: E731
+    assert (means(plain) < 0.08).mean() > 0.4  # many uniform crops are background
+    assert (means(moved) >= 0.08).all()
+    assert np.array_equal(moved, _batches(sampler(0.08), 12)[1])

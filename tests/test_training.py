@@ -12,8 +12,10 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 
 from mammogan.cli import main
+from mammogan.models.io import load_model
 
 
 MODEL = """
@@ -321,3 +323,25 @@ def test_early_stopping_ends_a_phase_and_the_next_starts_with_a_fresh_best(prepa
     assert "Early stopping ends phase pretrain at step 5; the next phase starts at step 20" in result.stderr
     # the GAN phase's first epoch is its best so far even though it does not beat step 0
     assert result.stderr.count("best so far; saved models/best") == 2
+
+
+def test_pretrained_generator_starts_the_run_from_its_weights_and_a_misfit_is_refused(prepared_sample, tmp_path):
+    """An SRGAN fine-tune starts from a PSNR run's generator; a generator that cannot move keeps those weights exactly."""
+    first = tmp_path / "first"
+    assert cli("train", str(sr_config(first, prepared_sample, TINY_SR_TRAIN))).returncode == 0
+    trained = first / "output" / "models" / "final" / "generator.keras"
+    second = tmp_path / "second"
+    config = sr_config(second, prepared_sample, TINY_SR_TRAIN.replace("pretrain_steps = 10", "pretrain_steps = 5")
+                       + f'g_learning_rate = 1e-30\npretrained_generator = "{trained.as_posix()}"\n')
+    result = cli("train", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    start = load_model(trained).get_weights()
+    kept = load_model(second / "output" / "models" / "final" / "generator.keras").get_weights()
+    assert len(start) == len(kept) and all(np.array_equal(a, b) for a, b in zip(start, kept))
+    untrained = load_model(first / "output" / "models" / "initial" / "generator.keras").get_weights()
+    assert not all(np.array_equal(a, b) for a, b in zip(start, untrained))  # the first run did move its weights
+
+    misfit = sr_config(tmp_path / "misfit", prepared_sample, TINY_SR_TRAIN + f'pretrained_generator = "{trained.as_posix()}"\n')
+    misfit.write_text(misfit.read_text().replace("filters = 8", "filters = 16"))
+    result = cli("train", str(misfit))
+    assert result.returncode == 2 and "[train] pretrained_generator" in result.stderr and "different network" in result.stderr

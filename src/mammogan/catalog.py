@@ -180,9 +180,9 @@ CATALOG: dict[str, dict[str, Component]] = {
     "family": {
         "srgan": _family("mammogan.families.srgan", {
             "dataset": ("train_dir", "valid_dir", "test_dir", "lr_subdir", "data_range", "patch_size", "lesion_crop_fraction",
-                        "augment_flips", "storage"),
+                        "min_crop_mean", "augment_flips", "storage"),
             "model": ("scale",),
-            "train": ("pretrain_steps", "gan_steps", "pixel_loss", "lesion_weight", "lesion_weight_classes"),
+            "train": ("pretrain_steps", "gan_steps", "pixel_loss", "lesion_weight", "lesion_weight_classes", "pretrained_generator"),
             "eval": ("output_dir", "border_crop", "metrics", "roi_margin", "comparison_crops"),
             "infer": ("input_dir", "output_dir", "tile_size", "tile_overlap", "tile_batch"),
         }, when=(
@@ -280,6 +280,8 @@ CATALOG: dict[str, dict[str, Component]] = {
             "input_dir", "info_file", "mias_reference_size", "point_radius", "point_radius_unit")}),
         "images": Component("mammogan.prepare.sources", {"prepare": ("input_dir",)}),
         "dicom": Component("mammogan.prepare.sources", {"prepare": ("input_dir", "voi_lut", "pseudonym_key_file")}),
+        "folders": Component("mammogan.prepare.sources", {"prepare": (
+            "input_dirs", "patient_pattern", "voi_lut", "pseudonym_key_file")}),
         "inbreast": Component("mammogan.prepare.sources", {"prepare": (
             "input_dir", "annotations_dir", "metadata_file", "voi_lut", "pseudonym_key_file", "point_radius", "point_radius_unit")}),
         "cbis": Component("mammogan.prepare.sources", {"prepare": (

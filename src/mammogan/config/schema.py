@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .types import Bool, Float, Int, ListOf, Name, PathValue, Shares, Str, Table, ValueType
+from .types import Bool, Float, Int, ListOf, Name, PathValue, Pattern, Shares, Str, Table, ValueType
 
 FOLDER = PathValue(kind="folder")
 FILE = PathValue(kind="file")
@@ -40,6 +40,8 @@ PREPARE = Section(
     (
         Key("kind", Name("prepare_kind"), "mias", "Which kind of source to read: a registered source reader."),
         Key("input_dir", FOLDER, None, "Folder holding the raw images (PGM, DICOM, PNG/JPG/TIFF)."),
+        Key("input_dirs", ListOf(FOLDER, min_length=1), None, "Folders whose mammograms form one dataset (kind = \"folders\"): PNG/TIFF/PGM files in each folder, DICOM files also in its sub-folders, e.g. two sites' or vendors' exports."),
+        Key("patient_pattern", Pattern(), "^(.+)$", "kind = \"folders\": the patient of a PNG/TIFF/PGM file is this expression's group matched on its file name (e.g. \"^(\\\\d+)_\" puts 1_L_CC and 1_R_CC in one patient, so one split); a DICOM's patient comes from its header."),
         Key("info_file", FILE, None, "MIAS `Info.txt` with abnormality rows (kind = \"mias\")."),
         Key("annotations_dir", FOLDER, None, "Folder of INbreast OsiriX XML annotations, `<id>.xml` (kind = \"inbreast\")."),
         Key("metadata_file", PathValue(), None, "Per-image metadata table: INbreast.csv or INbreast.xls (kind = \"inbreast\"), or a CBIS-DDSM case-description CSV or a folder of them (kind = \"cbis\")."),
@@ -85,6 +87,7 @@ DATASET = Section(
         Key("data_range", Float(0.0), 0.0, "Maximum pixel value of the stored images (255, 65535, ...); 0 takes it from each PNG's bit depth."),
         Key("patch_size", Int(8), 96, "HR crop side for SR training (the LR crop is patch_size / scale); GAN image sides are [model] image_size."),
         Key("lesion_crop_fraction", Float(0.0, 1.0), 0.5, "Fraction of SR crops centred on a lesion-mask pixel when masks exist."),
+        Key("min_crop_mean", Float(0.0, 1.0), 0.0, "SR: a uniformly placed HR crop darker than this mean (fraction of full scale) moves elsewhere in its image (10 tries, else the brightest), so film background does not fill the batches (0: off)."),
         Key("augment_flips", Bool(), True, "Random flips and 90° rotations of training crops."),
         Key("storage", Str(("memory", "tfrecord")), "memory", "SR training images: decoded into RAM, or streamed from TFRecord shards (for sets larger than memory; written on first use, rewritten when the sources change)."),
         Key("tfrecord_dir", FOLDER, None, "Folder of the TFRecord shards (storage = \"tfrecord\"; default <train_dir>/tfrecords_x<scale>)."),
@@ -139,6 +142,7 @@ TRAIN = Section(
         Key("lr_decay_steps", ListOf(Int(1)), [], "Step boundaries of the `piecewise` schedule."),
         Key("lr_decay_factor", Float(0.0, 1.0, above=True), 0.5, "Factor applied at each boundary / on plateau."),
         Key("plateau_patience", Int(0), 0, "Epochs without validation improvement before the LR is reduced (0: off)."),
+        Key("pretrained_generator", FILE, None, "SR: a trained generator (.keras, e.g. another run's models/best/generator.keras) whose weights start this run, as BasicSR's pretrain_network_g: an SRGAN fine-tune from a PSNR-oriented run. Read once, at step 0; a resumed run continues from its checkpoint."),
         Key("pixel_loss", Name("loss"), "mse", "Pixel loss of the generator (registered name); mse (SRResNet-MSE) optimises PSNR, l1/charbonnier favour the median pixel."),
         Key("lesion_weight", Float(1.0), 1.0, "Calcification-aware loss: weight of pixels inside lesion masks (1 = plain loss)."),
         Key("lesion_weight_classes", ListOf(Str(("calcification", "mass", "other"))), [], "SR: the lesion classes whose masks (`masks_<class>/`, their union) lesion_weight weights and lesion crops centre on ([]: the any-lesion mask `masks/`)."),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,25 @@ class Str(ValueType):
         if self.choices is None:
             return "a string"
         return "one of " + ", ".join(repr(c) for c in self.choices)
+
+
+@dataclass(frozen=True)
+class Pattern(ValueType):
+    """A regular expression with exactly one capturing group (the part of a name that is kept); stays a string."""
+
+    def parse(self, value: Any, base_dir: Path) -> str:
+        if not isinstance(value, str):
+            raise ValueProblem(f"expected {self.describe()}")
+        try:
+            groups = re.compile(value).groups
+        except re.error as error:
+            raise ValueProblem(f"{value!r} is not a regular expression ({error}); expected {self.describe()}") from None
+        if groups != 1:
+            raise ValueProblem(f"{value!r} has {groups} capturing groups; expected {self.describe()}")
+        return value
+
+    def describe(self) -> str:
+        return "a regular expression with one capturing group, e.g. \"^(\\d+)_\""
 
 
 @dataclass(frozen=True)

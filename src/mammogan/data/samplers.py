@@ -181,13 +181,20 @@ class CropRule:
     When the image has lesion pixels, the crop is centred on a random one with probability
     `lesion_fraction` (`[dataset] lesion_crop_fraction`), shifted by up to a quarter of its side so the
     lesion is not always in the middle; otherwise its position is uniform. `flips`: then turned by
-    `random_orientation`.
+    `random_orientation`. With `min_mean` (`[dataset] min_crop_mean`) a uniformly placed crop whose HR
+    mean is below that fraction of full scale moves along a low-discrepancy sequence from its first
+    position (MOVES tries, else the brightest is kept), so film background does not fill the batches;
+    the tries come from the same two draws, so crop `i` still depends only on (seed, i).
     """
+
+    MOVES = 10
+    STEP = (0.6180339887, 0.7548776662)  # R2 sequence steps: successive tries spread over the image
 
     patch_size: int  # HR side; the LR side is patch_size / scale
     scale: int
     lesion_fraction: float
     flips: bool
+    min_mean: float = 0.0
 
     def __post_init__(self) -> None:
         if self.patch_size % self.scale:  # so LR crop × scale = HR crop exactly
@@ -200,10 +207,11 @@ class CropRule:
         return (lp, lp, 1), (hp, hp, 1), (hp, hp, 1)
 
     def crop(self, draws: Draws, lr: np.ndarray, hr: np.ndarray, mask: np.ndarray | None,
-             points: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             points: np.ndarray | None, full_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One (lr, hr, mask) crop as contiguous (side, side, 1) arrays of the images' dtypes (zeros for no mask).
 
-        `points`: the image's `lesion_points(mask)`, computed once per image by the caller.
+        `points`: the image's `lesion_points(mask)`, computed once per image by the caller; `full_scale`:
+        white in the arrays' values (1 for [0, 1] floats), for `min_mean`.
         """
         s, lp = self.scale, self.patch_size // self.scale
         max_y, max_x = lr.shape[0] - lp, lr.shape[1] - lp
@@ -211,6 +219,8 @@ class CropRule:
             cy, cx = points[draws.integer("point", 0, len(points))] // s
             y = int(np.clip(cy - lp // 2 + draws.integer("jitter_y", -lp // 4, lp // 4 + 1), 0, max_y))
             x = int(np.clip(cx - lp // 2 + draws.integer("jitter_x", -lp // 4, lp // 4 + 1), 0, max_x))
+        elif self.min_mean > 0:
+            y, x = self._bright_position(draws.uniform("y"), draws.uniform("x"), hr, max_y, max_x, self.min_mean * full_scale)
         else:
             y, x = draws.integer("y", 0, max_y + 1), draws.integer("x", 0, max_x + 1)
         lr_crop = lr[y : y + lp, x : x + lp]
@@ -222,12 +232,28 @@ class CropRule:
         return tuple(np.ascontiguousarray(a)[..., None] for a in crops)  # type: ignore[return-value]
 
 
+    def _bright_position(self, u: float, v: float, hr: np.ndarray, max_y: int, max_x: int, threshold: float) -> tuple[int, int]:
+        """The first of MOVES positions from the uniforms (u, v) whose HR crop mean reaches `threshold`, else the brightest."""
+        s, hp = self.scale, self.patch_size
+        best, best_mean = (0, 0), -1.0
+        for move in range(self.MOVES):
+            y = min(int(((u + move * self.STEP[0]) % 1.0) * (max_y + 1)), max_y)
+            x = min(int(((v + move * self.STEP[1]) % 1.0) * (max_x + 1)), max_x)
+            mean = float(hr[y * s : y * s + hp, x * s : x * s + hp].mean())
+            if mean >= threshold:
+                return y, x
+            if mean > best_mean:
+                best, best_mean = (y, x), mean
+        return best
+
+
 class CropSampler:
     """Aligned LR/HR/mask crops of a split decoded in RAM (`[dataset] storage = "memory"`); crop `i` depends only on (seed, i)."""
 
-    def __init__(self, split: SRSplit, patch_size: int, lesion_fraction: float, flips: bool, seed: int) -> None:
+    def __init__(self, split: SRSplit, patch_size: int, lesion_fraction: float, flips: bool, seed: int,
+                 min_mean: float = 0.0) -> None:
         self.split = split
-        self.rule = CropRule(patch_size, split.scale, lesion_fraction, flips)
+        self.rule = CropRule(patch_size, split.scale, lesion_fraction, flips, min_mean)
         self.seed = seed
         self.lesion_points = [lesion_points(m) for m in split.masks]
 
@@ -254,9 +280,9 @@ class ShardSampler:
     """
 
     def __init__(self, shards: ShardSet, patch_size: int, lesion_fraction: float, flips: bool, seed: int,
-                 crops_per_image: int, shuffle_buffer: int, data_range: float) -> None:
+                 crops_per_image: int, shuffle_buffer: int, data_range: float, min_mean: float = 0.0) -> None:
         self.shards = shards
-        self.rule = CropRule(patch_size, shards.scale, lesion_fraction, flips)
+        self.rule = CropRule(patch_size, shards.scale, lesion_fraction, flips, min_mean)
         self.seed = seed
         self.crops_per_image = crops_per_image
         self.shuffle_buffer = shuffle_buffer
@@ -279,7 +305,7 @@ class ShardSampler:
         normalised to [0, 1] float32."""
         lr, hr, mask = lr[..., 0], hr[..., 0], mask[..., 0]
         points = lesion_points(mask)
-        crops = [self.rule.crop(SlotDraws(row), lr, hr, mask, points) for row in uniforms]
+        crops = [self.rule.crop(SlotDraws(row), lr, hr, mask, points, self.full_scale) for row in uniforms]
         lr_crops, hr_crops, mask_crops = (np.stack(c) for c in zip(*crops))
         return lr_crops.astype(np.float32) / self.full_scale, hr_crops.astype(np.float32) / self.full_scale, (mask_crops > 0).astype(np.float32)
 
@@ -320,7 +346,8 @@ def training_sampler(config: Config, train_dir: Path) -> CropSampler | ShardSamp
     classes = tuple(config.train.lesion_weight_classes)  # the lesion mask the pixel loss weights
     if data.storage == "memory":
         split = load_split(train_dir, scale, lr_subdir_for(config), data.data_range, data.patch_size, mask_classes=classes)
-        return CropSampler(split, data.patch_size, data.lesion_crop_fraction, data.augment_flips, config.train.seed)
+        return CropSampler(split, data.patch_size, data.lesion_crop_fraction, data.augment_flips, config.train.seed,
+                           data.min_crop_mean)
     out_dir = data.tfrecord_dir or train_dir / f"tfrecords_x{scale}"
     try:
         shards = ensure_shards(train_dir, out_dir, scale, lr_subdir_for(config), data.patch_size, mask_classes=classes)
@@ -328,4 +355,4 @@ def training_sampler(config: Config, train_dir: Path) -> CropSampler | ShardSamp
         raise config.error("dataset", "tfrecord_dir", f"cannot write TFRecord shards to {out_dir}: {exc.strerror or exc} "
                            "(set it to a writable folder with room for the PNG-compressed training set)") from None
     return ShardSampler(shards, data.patch_size, data.lesion_crop_fraction, data.augment_flips, config.train.seed,
-                        data.crops_per_image, data.shuffle_buffer, data.data_range)
+                        data.crops_per_image, data.shuffle_buffer, data.data_range, data.min_crop_mean)

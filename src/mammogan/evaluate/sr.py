@@ -155,6 +155,7 @@ def summarise(rows: list[dict[str, object]], metrics: list[str]) -> dict[str, di
                 "model_mean": float(np.nanmean(model)), "model_std": float(np.nanstd(model)),
                 "bicubic_mean": float(np.nanmean(bicubic)), "bicubic_std": float(np.nanstd(bicubic)),
                 "gain_mean": float(np.nanmean(model - bicubic)), "gain_std": float(np.nanstd(model - bicubic)),
+                "gain_median": float(np.nanmedian(model - bicubic)),
                 "images": int(present.sum()),
                 "rois": sum(int(r[count]) for r, keep in zip(rows, present) if keep) if count else "",
             }
@@ -210,9 +211,9 @@ class SREvaluation:
         self._write_comparisons(split, outputs)
         log.info("Evaluation of %d images written to %s", len(rows), self.output_dir)
         for name, values in summary.items():
-            log.info("  %-26s model %.4f ± %.4f   bicubic %.4f ± %.4f   gain %+.4f   (%d images%s)", name, values["model_mean"],
-                     values["model_std"], values["bicubic_mean"], values["bicubic_std"], values["gain_mean"], values["images"],
-                     f", {values['rois']} ROIs" if values["rois"] != "" else "")
+            log.info("  %-26s model %.4f ± %.4f   bicubic %.4f ± %.4f   gain %+.4f (median %+.4f)   (%d images%s)", name,
+                     values["model_mean"], values["model_std"], values["bicubic_mean"], values["bicubic_std"], values["gain_mean"],
+                     values["gain_median"], values["images"], _counted(name, values["rois"]))
         return summary
 
     def _write_tables(self, rows: list[dict[str, object]], metrics: list[str]) -> dict[str, dict[str, float]]:
@@ -221,7 +222,8 @@ class SREvaluation:
         summary = summarise(rows, metrics)
         table = [{"metric": k, **v} for k, v in summary.items()]
         atomic_write_text(self.output_dir / "evaluation.csv",
-                          _csv(table, ["metric", "images", "rois", "model_mean", "model_std", "bicubic_mean", "bicubic_std", "gain_mean", "gain_std"]))
+                          _csv(table, ["metric", "images", "rois", "model_mean", "model_std", "bicubic_mean", "bicubic_std", "gain_mean", "gain_std",
+                                  "gain_median"]))
         return summary
 
     def _write_comparisons(self, split: SRSplit, outputs: list[np.ndarray]) -> None:
@@ -231,6 +233,14 @@ class SREvaluation:
             title = f"{name}   held-out test image, x{self.scale}   PSNR of each panel against HR"
             sr_tile(self.output_dir / "comparisons" / f"{name}.png", title, split, [region],
                     lambda r, full=full: full[r.y : r.y + r.size, r.x : r.x + r.size])
+
+
+def _counted(metric: str, count: object) -> str:
+    """", 14 HR spots" / ", 3 tissue tiles" / ", 2 ROIs": what the `rois` count of a summary row counts."""
+    if count == "":
+        return ""
+    unit = "HR spots" if metric.startswith("spots_") else "tissue tiles" if metric.startswith("tissue_") else "ROIs"
+    return f", {count} {unit}"
 
 
 def _csv(rows: list[dict[str, object]], columns: list[str]) -> str:

@@ -19,6 +19,7 @@ from ..evaluate.sr import evaluate_super_resolution
 from ..infer.super_resolution import super_resolve_folder
 from ..losses import feature_matching_loss, pixel_loss_per_example
 from ..losses.perceptual import perceptual_loss_per_example, vgg_feature_model, weights_file
+from ..models.io import load_model
 from ..metrics.numpy_metrics import bicubic_upscale, psnr_np, ssim_np
 from ..registry import FAMILIES, LOSSES
 from ..train.steps import take_step
@@ -65,12 +66,28 @@ class SRGAN(GANFamily):
     def build(self) -> None:
         self.build_models(with_discriminator=self.config.train.gan_steps > 0)
         self.pixel_loss = LOSSES.get(self.config.train.pixel_loss)  # resolved outside the traced step
+        if self.config.train.pretrained_generator is not None:
+            self._start_from(self.config.train.pretrained_generator)
         if self.loss_weights["perceptual"] > 0:
             setting = self.config.train.perceptual_weights
             if not setting:
                 raise self.config.error("train", "loss_weights", "a perceptual weight needs [train] perceptual_weights "
                                         "(\"imagenet\" from the local Keras cache, or a VGG19 weights file)")
             self.vgg_features = vgg_feature_model(weights_file(setting, self.config.path.parent))
+
+    def _start_from(self, path: Path) -> None:
+        """Copy a trained generator's weights into this run's (a resumed run's checkpoint then overrides them)."""
+        source = load_model(path)
+        shapes = [tuple(w.shape) for w in source.weights]
+        expected = [tuple(w.shape) for w in self.generator.weights]
+        if shapes != expected:
+            raise self.config.error("train", "pretrained_generator", f"{path} is a different network ({len(shapes)} weight "
+                                    f"tensors, {source.count_params():,} parameters) from [model] generator = "
+                                    f"{self.config.model.generator!r} as configured ({len(expected)} tensors, "
+                                    f"{self.generator.count_params():,} parameters); use the [model] keys it was trained with")
+        self.generator.set_weights(source.get_weights())
+        if self.ema is not None:
+            self.ema.reset()
 
     def start_phase(self, phase: str, first: bool) -> None:
         if phase == "gan" and first and self.ema is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,6 +80,34 @@ def dicom_sources(config: Config) -> list[SourceImage]:
     if not paths:
         raise DataError(f"{folder}: no DICOM files (*.dcm) found.")
     return [SourceImage(image_id=image_id, path=p, patient_id="") for p, image_id in zip(paths, _dicom_ids(paths))]
+
+
+@PREPARE_KINDS.register("folders")
+def folder_sources(config: Config) -> list[SourceImage]:
+    """Mammograms from several folders in one dataset, e.g. DICOM exports beside another site's 16-bit PNGs.
+
+    PNG/TIFF/PGM files directly in each folder, DICOM files also in its sub-folders (often one per patient).
+    A raster file's patient is `patient_pattern`'s group on its file name, so one patient's views share a
+    split; a file it does not match fails alone. A DICOM's patient comes from its header, as for kind "dicom".
+    """
+    folders = config.need("prepare", "input_dirs", "prepare (kind = \"folders\")")
+    pattern = re.compile(config.prepare.patient_pattern)
+    found: list[Path] = []
+    for folder in folders:
+        found += list_images(folder, RASTER_SUFFIXES)
+        found += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DICOM_SUFFIXES)
+    if not found:
+        raise DataError(f"{', '.join(map(str, folders))}: no images ({', '.join(RASTER_SUFFIXES + DICOM_SUFFIXES)}) found.")
+    sources = []
+    for path, image_id in zip(found, _dicom_ids(found)):
+        if path.suffix.lower() in DICOM_SUFFIXES:
+            sources.append(SourceImage(image_id=image_id, path=path, patient_id=""))
+            continue
+        match = pattern.search(path.stem)
+        sources.append(SourceImage(image_id=image_id, path=path, patient_id=match.group(1) if match else image_id,
+                                   problem=None if match else f"{path}: [prepare] patient_pattern = "
+                                   f"{config.prepare.patient_pattern!r} does not match its name {path.stem!r}."))
+    return sources
 
 
 def _dicom_ids(paths: list[Path]) -> list[str]:
