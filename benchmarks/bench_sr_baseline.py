@@ -32,22 +32,14 @@ import tensorflow as tf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from mammogan.models.layers import DepthToSpace, Upsample  # noqa: E402
+from mammogan.registry import GENERATORS  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 
 
 def build_plain_net(scale: int, blocks: int = 8, filters: int = 32) -> keras.Model:
-    inputs = keras.Input((None, None, 1))
-    x = head = keras.layers.Conv2D(filters, 3, padding="same")(inputs)
-    for _ in range(blocks):
-        y = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = keras.layers.Add()([x, keras.layers.Conv2D(filters, 3, padding="same")(y)])
-    x = keras.layers.Add()([head, keras.layers.Conv2D(filters, 3, padding="same")(x)])
-    for _ in range(scale.bit_length() - 1):
-        x = DepthToSpace(2)(keras.layers.Conv2D(filters * 4, 3, padding="same", activation="relu")(x))
-    x = keras.layers.Conv2D(1, 3, padding="same", kernel_initializer="zeros")(x)
-    return keras.Model(inputs, keras.layers.Add()([x, Upsample(scale, "bicubic")(inputs)]), name="plain_baseline")
+    """The baseline's network: the registered `edsr` shape (conv-ReLU-conv blocks, 3×3, bicubic skip)."""
+    return GENERATORS.get("edsr")(scale=scale, filters=filters, blocks=blocks, global_skip="bicubic")
 
 
 def read_pairs(split: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -105,7 +97,7 @@ def write_run_config(run: Path, dataset: Path, scale: int, border_crop: int) -> 
     config.write_text(f"""# Written by benchmarks/bench_sr_baseline.py: scores the plain baseline saved in ./models.
 [model]
 task = "srgan"
-generator = "srresnet"
+generator = "edsr"
 scale = {scale}
 
 [dataset]

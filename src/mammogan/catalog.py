@@ -218,6 +218,7 @@ CATALOG: dict[str, dict[str, Component]] = {
     "generator": {
         "srresnet": Component("mammogan.models.srresnet", {"model": ("scale", "filters", "blocks", "batch_norm", "global_skip")},
                               takes=LR_IMAGE),
+        "edsr": Component("mammogan.models.edsr", {"model": ("scale", "filters", "blocks", "global_skip")}, takes=LR_IMAGE),
         "rrdb": Component("mammogan.models.rrdb", {"model": ("scale", "filters", "blocks", "global_skip")}, takes=LR_IMAGE),
         "dcgan": Component("mammogan.models.gan_generators", {"model": ("image_size", "latent_dim", "filters")}, takes=LATENT),
         "conditional_dcgan": Component("mammogan.models.conditional", {"model": ("image_size", "latent_dim", "filters", "classes")},
