@@ -345,3 +345,16 @@ def test_pretrained_generator_starts_the_run_from_its_weights_and_a_misfit_is_re
     misfit.write_text(misfit.read_text().replace("filters = 8", "filters = 16"))
     result = cli("train", str(misfit))
     assert result.returncode == 2 and "[train] pretrained_generator" in result.stderr and "different network" in result.stderr
+
+
+def test_keep_best_false_writes_no_best_model_and_evaluate_uses_the_final_one(prepared_sample, tmp_path):
+    run = tmp_path / "run"
+    config = sr_config(run, prepared_sample, TINY_SR_TRAIN + "keep_best = false\n")
+    result = cli("train", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not (run / "output" / "models" / "best").exists() and "saved models/best" not in result.stderr
+    assert (run / "output" / "models" / "final" / "generator.keras").is_file()
+    config.write_text(config.read_text().replace('lr_subdir = "lr_x2"', f'lr_subdir = "lr_x2"\ntest_dir = "{prepared_sample / "test"}"'))
+    result = cli("evaluate", str(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (run / "output" / "evaluation" / "evaluation.csv").is_file()

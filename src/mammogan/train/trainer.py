@@ -316,9 +316,10 @@ class Trainer:
         if improved:
             self.best.assign(value)
             self.stale.assign(0)
-            if self.is_chief:
+            if self.is_chief and cfg.keep_best:
                 self.task.export(self.output_dir / "models" / "best")
-            log.info("  validation %s = %.4f (best so far; saved models/best)", self.task.monitor, monitored)
+            log.info("  validation %s = %.4f (best so far%s)", self.task.monitor, monitored,
+                     "; saved models/best" if cfg.keep_best else "")
         elif epoch > 0:
             self.stale.assign_add(1)
             best = float(self.best.numpy())
