@@ -33,6 +33,12 @@ def read(folder: Path) -> dict[str, dict[str, str]]:
         return {row["metric"]: row for row in csv.DictReader(handle)}
 
 
+def number(text: str, decimals: int, sign: str = "") -> str:
+    """A CSV value rounded, or "—" where it is undefined (e.g. the contrast of spots bicubic never found)."""
+    value = float(text) if text not in ("", "nan") else float("nan")
+    return "—" if value != value else f"{value:{sign}.{decimals}f}"
+
+
 def table(runs: list[tuple[str, dict[str, dict[str, str]]]]) -> str:
     first = runs[0][1]
     header = ["measure (mean over test images)", "bicubic", *(name for name, _ in runs)]
@@ -41,14 +47,13 @@ def table(runs: list[tuple[str, dict[str, dict[str, str]]]]) -> str:
         if metric not in first:
             continue
         for name, rows in runs[1:]:
-            if abs(float(rows[metric]["bicubic_mean"]) - float(first[metric]["bicubic_mean"])) > 1e-6:
+            if number(rows[metric]["bicubic_mean"], 6) != number(first[metric]["bicubic_mean"], 6):
                 raise SystemExit(f"{name}: its bicubic {metric} differs from {runs[0][0]}'s: not the same test split")
         counted = first[metric]["rois"]
         what = f" ({first[metric]['images']} images" + (f", {counted} {'spots' if metric.startswith('spots') else 'ROIs' if 'calc' in metric else 'tiles'})" if counted else ")")
-        cells = [f"{float(first[metric]['bicubic_mean']):.{decimals}f}"]
+        cells = [number(first[metric]["bicubic_mean"], decimals)]
         for _, rows in runs:
-            model, gain = float(rows[metric]["model_mean"]), float(rows[metric]["gain_mean"])
-            cells.append(f"{model:.{decimals}f} ({gain:+.{decimals}f})")
+            cells.append(f"{number(rows[metric]['model_mean'], decimals)} ({number(rows[metric]['gain_mean'], decimals, '+')})")
         lines.append(f"| {label}{what} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

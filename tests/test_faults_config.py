@@ -103,7 +103,7 @@ def test_zero_or_infinite_rates_and_weights_are_refused(tmp_path, logged, text, 
 NETWORKS = {
     "latent generator for SR": ('[model]\ntask = "srgan"\ngenerator = "dcgan"\n', (
         "[model] generator = 'dcgan' does not fit [model] task = 'srgan': family 'srgan' needs a generator that takes "
-        "an LR image, but generator 'dcgan' takes a latent vector. Generators that fit: 'srresnet', 'rrdb'.",)),
+        "an LR image, but generator 'dcgan' takes a latent vector. Generators that fit: 'srresnet', 'edsr', 'rrdb'.",)),
     "pair discriminator for a DCGAN": ('[model]\ntask = "dcgan"\ngenerator = "dcgan"\ndiscriminator = "patchgan"\n', (
         "[model] discriminator = 'patchgan' does not fit [model] task = 'dcgan'",
         "Discriminators that fit: 'vgg', 'unet', 'dcgan'.")),

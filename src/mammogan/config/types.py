@@ -240,8 +240,8 @@ class ListOf(ValueType):
                 raise ValueProblem(f"item {index} ({item!r}): {problem}") from None
         return parsed
 
-    def check(self, value: list[Any]) -> None:
-        for index, item in enumerate(value):
+    def check(self, value: list[Any] | None) -> None:
+        for index, item in enumerate(value or ()):  # None: an unset key without a default list
             try:
                 self.item.check(item)
             except ValueProblem as problem:
