@@ -2,7 +2,7 @@
 
 8 residual blocks × 32 filters (conv-ReLU-conv), sub-pixel ×2 steps, a bicubic global skip; L1 loss,
 Adam 2e-4, 16 HR crops of 96² per step (crops whose mean is below 0.08 are skipped, so background does
-not dominate), LR = the prepared antialiased-bicubic `lr_x{scale}` images. Only the network, the crops
+not dominate), LR = the prepared antialiased-bicubic `lr_x{scale}` images (read by the library). Only the crops
 and the loop live here; the saved generator is then scored by `mammogan evaluate` on the same held-out
 split as the recipes, so both sides of the comparison are measured by the same code.
 
@@ -24,7 +24,6 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import cv2  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -32,6 +31,7 @@ import tensorflow as tf  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from mammogan.data.sr_dataset import load_split  # noqa: E402
 from mammogan.registry import GENERATORS  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -40,18 +40,6 @@ RESULTS = REPO / "benchmarks" / "results"
 def build_plain_net(scale: int, blocks: int = 8, filters: int = 32) -> keras.Model:
     """The baseline's network: the registered `edsr` shape (conv-ReLU-conv blocks, 3×3, bicubic skip)."""
     return GENERATORS.get("edsr")(scale=scale, filters=filters, blocks=blocks, global_skip="bicubic")
-
-
-def read_pairs(split: Path, scale: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(HR, LR) float32 pairs in [0, 1]; the HR is cut to a multiple of the scale like the LR was made."""
-    pairs = []
-    for hr_path in sorted((split / "images").glob("*.png")):
-        hr = cv2.imread(str(hr_path), cv2.IMREAD_UNCHANGED)
-        lr = cv2.imread(str(split / f"lr_x{scale}" / hr_path.name), cv2.IMREAD_UNCHANGED)
-        top = np.iinfo(hr.dtype).max
-        lh, lw = lr.shape
-        pairs.append((hr[: lh * scale, : lw * scale].astype(np.float32) / top, lr.astype(np.float32) / top))
-    return pairs
 
 
 def crops(pairs, scale: int, patch: int, batch: int, min_mean: float, rng: np.random.Generator):
@@ -134,7 +122,8 @@ def main() -> None:
     run = REPO / "benchmarks" / "output" / f"sr-baseline-x{args.scale}"
     (run / "models" / "best").mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
-    pairs = read_pairs(dataset / "train", args.scale)
+    split = load_split(dataset / "train", args.scale, f"lr_x{args.scale}", 0.0)  # [0, 1] floats, HR cut to scale × LR
+    pairs = list(zip(split.hr, split.lr))
     model = build_plain_net(args.scale)
     seconds = train(model, pairs, args)
     model.save(run / "models" / "best" / "generator.keras")

@@ -49,8 +49,8 @@ def table(runs: list[tuple[str, dict[str, dict[str, str]]]]) -> str:
         for name, rows in runs[1:]:
             if number(rows[metric]["bicubic_mean"], 6) != number(first[metric]["bicubic_mean"], 6):
                 raise SystemExit(f"{name}: its bicubic {metric} differs from {runs[0][0]}'s: not the same test split")
-        counted = first[metric]["rois"]
-        what = f" ({first[metric]['images']} images" + (f", {counted} {'spots' if metric.startswith('spots') else 'ROIs' if 'calc' in metric else 'tiles'})" if counted else ")")
+        row = first[metric]
+        what = f" ({row['images']} images" + (f", {row['rois']} {row['counted']})" if row["counted"] else ")")
         cells = [number(first[metric]["bicubic_mean"], decimals)]
         for _, rows in runs:
             cells.append(f"{number(rows[metric]['model_mean'], decimals)} ({number(rows[metric]['gain_mean'], decimals, '+')})")

@@ -75,6 +75,8 @@ def test_summary_rows_carry_the_gain_and_counts_tissue_and_calcification_first(c
     assert summary["calcification_psnr"]["rois"] == 1 and summary["calcification_psnr"]["images"] == 1
     assert summary["tissue_psnr"]["rois"] == row["tissue_tiles"] and summary["tissue_psnr"]["gain_mean"] == 0
     assert summary["psnr"]["gain_mean"] == pytest.approx(1.0) and summary["psnr"]["rois"] == ""
+    assert [summary[m]["counted"] for m in ("calcification_psnr", "tissue_psnr", "psnr")] == ["ROIs", "tissue tiles", ""]
+    assert summary["calcification_psnr"]["gain_median"] == summary["calcification_psnr"]["gain_mean"]  # one image
     assert "other_psnr" not in summary  # no ROI of that class in any image: no row
 
 
@@ -235,6 +237,7 @@ def test_evaluate_writes_class_tissue_and_spot_rows(tmp_path: Path, split_with_c
         assert int(summary[f"{name}_psnr"]["rois"]) == sum(len(lesion_boxes(m, 16, ROI_SIDE)) for m in masks) > 0
         assert int(summary[f"{name}_psnr"]["images"]) == sum(int(r[f"{name}_rois"]) > 0 for r in rows)
     assert summary["calcification_psnr"]["images"] == "1" and int(summary["spots_recall"]["rois"]) >= len(SPECKS)
+    assert summary["spots_recall"]["counted"] == "HR spots" and summary["calcification_psnr"]["counted"] == "ROIs"
     assert int(summary["tissue_psnr"]["images"]) == len(rows) and int(summary["tissue_psnr"]["rois"]) >= len(rows)
     for metric in ("tissue_psnr", "calcification_psnr", "mass_psnr", "spots_recall", "spots_contrast_ratio"):
         assert abs(float(summary[metric]["gain_mean"])) < 0.01

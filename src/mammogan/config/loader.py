@@ -192,8 +192,11 @@ def validate(raw: Mapping[str, Any], path: Path) -> Config:
                     raise ConfigError(f"{path}: {refusal(values, config.reading, name, key.name)}. "
                                       "Remove it, or choose a component that reads it.")
                 continue
+            value = values[name][key.name]
+            if value is None:  # unset, without a default: nothing to check
+                continue
             try:  # only what a chosen component reads: an unread default path may be anything
-                key.type.check(values[name][key.name])
+                key.type.check(value)
             except ValueProblem as problem:
                 default = "" if key.name in written[name] else " (the default)"
                 raise ConfigError(f"{path}: [{name}] {key.name} = {problem}{default}.") from None

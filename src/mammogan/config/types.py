@@ -19,7 +19,7 @@ class ValueType:
         raise NotImplementedError
 
     def check(self, value: Any) -> None:
-        """Check a parsed value against the file system; the loader calls it only for keys a chosen component reads."""
+        """Check a parsed value against the file system; the loader calls it only for set keys a chosen component reads."""
 
     def describe(self) -> str:
         raise NotImplementedError
@@ -202,9 +202,7 @@ class PathValue(ValueType):
             path = base_dir / path
         return Path(_normalise(path))
 
-    def check(self, value: Path | None) -> None:
-        if value is None:
-            return
+    def check(self, value: Path) -> None:
         if self.must_exist and not value.exists():
             raise ValueProblem(f"{value} does not exist")
         found = "folder" if value.is_dir() else "file" if value.exists() else None
@@ -240,8 +238,8 @@ class ListOf(ValueType):
                 raise ValueProblem(f"item {index} ({item!r}): {problem}") from None
         return parsed
 
-    def check(self, value: list[Any] | None) -> None:
-        for index, item in enumerate(value or ()):  # None: an unset key without a default list
+    def check(self, value: list[Any]) -> None:
+        for index, item in enumerate(value):
             try:
                 self.item.check(item)
             except ValueProblem as problem:

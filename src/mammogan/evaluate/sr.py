@@ -140,9 +140,13 @@ def summary_groups(metrics: list[str]) -> list[tuple[str, tuple[str, ...], str |
             *((f"{c}_", measured, f"{c}_rois") for c in LESION_CLASSES if c != "calcification")]
 
 
+# What the count column of a summary row counts (lesion ROIs otherwise).
+COUNTED = {"tissue_tiles": "tissue tiles", "spots_hr": "HR spots"}
+
+
 def summarise(rows: list[dict[str, object]], metrics: list[str]) -> dict[str, dict[str, float]]:
     """Per summary row: model and bicubic mean ± std over the images that have a value, the gain, and the counts
-    (`images`; `rois`: the ROIs, tissue tiles or HR spots those images hold)."""
+    (`images`; `rois`: the ROIs, tissue tiles or HR spots those images hold, as `counted` says)."""
     summary = {}
     for prefix, names, count in summary_groups(metrics):
         for name in names:
@@ -158,6 +162,7 @@ def summarise(rows: list[dict[str, object]], metrics: list[str]) -> dict[str, di
                 "gain_median": float(np.nanmedian(model - bicubic)),
                 "images": int(present.sum()),
                 "rois": sum(int(r[count]) for r, keep in zip(rows, present) if keep) if count else "",
+                "counted": COUNTED.get(count, "ROIs") if count else "",
             }
     return summary
 
@@ -213,7 +218,8 @@ class SREvaluation:
         for name, values in summary.items():
             log.info("  %-26s model %.4f ± %.4f   bicubic %.4f ± %.4f   gain %+.4f (median %+.4f)   (%d images%s)", name,
                      values["model_mean"], values["model_std"], values["bicubic_mean"], values["bicubic_std"], values["gain_mean"],
-                     values["gain_median"], values["images"], _counted(name, values["rois"]))
+                     values["gain_median"], values["images"],
+                     f", {values['rois']} {values['counted']}" if values["counted"] else "")
         return summary
 
     def _write_tables(self, rows: list[dict[str, object]], metrics: list[str]) -> dict[str, dict[str, float]]:
@@ -223,7 +229,7 @@ class SREvaluation:
         table = [{"metric": k, **v} for k, v in summary.items()]
         atomic_write_text(self.output_dir / "evaluation.csv",
                           _csv(table, ["metric", "images", "rois", "model_mean", "model_std", "bicubic_mean", "bicubic_std", "gain_mean", "gain_std",
-                                  "gain_median"]))
+                                  "gain_median", "counted"]))
         return summary
 
     def _write_comparisons(self, split: SRSplit, outputs: list[np.ndarray]) -> None:
@@ -233,14 +239,6 @@ class SREvaluation:
             title = f"{name}   held-out test image, x{self.scale}   PSNR of each panel against HR"
             sr_tile(self.output_dir / "comparisons" / f"{name}.png", title, split, [region],
                     lambda r, full=full: full[r.y : r.y + r.size, r.x : r.x + r.size])
-
-
-def _counted(metric: str, count: object) -> str:
-    """", 14 HR spots" / ", 3 tissue tiles" / ", 2 ROIs": what the `rois` count of a summary row counts."""
-    if count == "":
-        return ""
-    unit = "HR spots" if metric.startswith("spots_") else "tissue tiles" if metric.startswith("tissue_") else "ROIs"
-    return f", {count} {unit}"
 
 
 def _csv(rows: list[dict[str, object]], columns: list[str]) -> str:

@@ -11,12 +11,15 @@ from __future__ import annotations
 import keras
 
 from ..registry import GENERATORS
-from .layers import TAIL_INITIALIZER, Upsample, upsample_steps, DepthToSpace
+from .layers import residual_output, subpixel_upsampler
+
+
+def _relu(name: str) -> keras.layers.Layer:
+    return keras.layers.ReLU(name=name)
 
 
 @GENERATORS.register("edsr")
 def build_edsr(scale: int = 2, filters: int = 32, blocks: int = 8, global_skip: str = "bicubic") -> keras.Model:
-    upsample_steps(scale)  # refuses a scale that is not a power of two
     inputs = keras.Input((None, None, 1), name="lr")
     x = head = keras.layers.Conv2D(filters, 3, padding="same", name="head")(inputs)
     for index in range(blocks):
@@ -25,10 +28,5 @@ def build_edsr(scale: int = 2, filters: int = 32, blocks: int = 8, global_skip: 
         x = keras.layers.Add(name=f"res{index}_add")([x, y])
     x = keras.layers.Conv2D(filters, 3, padding="same", name="body_out")(x)
     x = keras.layers.Add(name="body_skip")([head, x])
-    for index in range(upsample_steps(scale)):
-        x = keras.layers.Conv2D(filters * 4, 3, padding="same", activation="relu", name=f"up{index}_conv")(x)
-        x = DepthToSpace(2, name=f"up{index}_shuffle")(x)
-    x = keras.layers.Conv2D(1, 3, padding="same", name="tail", dtype="float32", kernel_initializer=TAIL_INITIALIZER)(x)
-    if global_skip != "none":
-        x = keras.layers.Add(name="global_skip", dtype="float32")([x, Upsample(scale, global_skip, name="interpolate", dtype="float32")(inputs)])
-    return keras.Model(inputs, x, name="edsr")
+    x = subpixel_upsampler(x, filters, scale, _relu)  # ReLU after the shuffle = ReLU before it (element-wise)
+    return keras.Model(inputs, residual_output(x, inputs, scale, global_skip), name="edsr")

@@ -102,3 +102,12 @@ def subpixel_upsampler(x, filters: int, scale: int, activation):
         x = DepthToSpace(2, name=f"up{index}_shuffle")(x)
         x = activation(f"up{index}_act")(x)
     return x
+
+
+def residual_output(x, inputs, scale: int, global_skip: str, kernel: int = 3):
+    """The single-channel SR output: a zero-initialised conv (TAIL_INITIALIZER) plus, unless global_skip is "none",
+    the input interpolated ×scale, so an untrained generator is exactly that interpolation."""
+    x = keras.layers.Conv2D(1, kernel, padding="same", name="tail", dtype="float32", kernel_initializer=TAIL_INITIALIZER)(x)
+    if global_skip == "none":
+        return x
+    return keras.layers.Add(name="global_skip", dtype="float32")([x, Upsample(scale, global_skip, name="interpolate", dtype="float32")(inputs)])

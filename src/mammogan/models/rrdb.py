@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from ..registry import GENERATORS
-from .layers import TAIL_INITIALIZER, Upsample, subpixel_upsampler
+from .layers import residual_output, subpixel_upsampler
 
 GROWTH = 32
 RESIDUAL_SCALE = 0.2
@@ -41,7 +41,4 @@ def build_rrdb(scale: int = 4, filters: int = 64, blocks: int = 23, global_skip:
     x = subpixel_upsampler(x, filters, scale, _lrelu)
     x = keras.layers.Conv2D(filters, 3, padding="same", name="hr_conv")(x)
     x = _lrelu("hr_act")(x)
-    x = keras.layers.Conv2D(1, 3, padding="same", name="tail", dtype="float32", kernel_initializer=TAIL_INITIALIZER)(x)
-    if global_skip != "none":
-        x = keras.layers.Add(name="global_skip", dtype="float32")([x, Upsample(scale, global_skip, name="interpolate", dtype="float32")(inputs)])
-    return keras.Model(inputs, x, name="rrdb")
+    return keras.Model(inputs, residual_output(x, inputs, scale, global_skip), name="rrdb")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 
 from ..registry import GENERATORS
-from .layers import TAIL_INITIALIZER, Upsample, subpixel_upsampler
+from .layers import residual_output, subpixel_upsampler
 
 
 def _prelu(name: str) -> keras.layers.Layer:
@@ -36,7 +36,4 @@ def build_srresnet(scale: int = 4, filters: int = 64, blocks: int = 16, batch_no
         x = keras.layers.BatchNormalization(name="body_bn")(x)
     x = keras.layers.Add(name="body_skip")([head, x])
     x = subpixel_upsampler(x, filters, scale, _prelu)
-    x = keras.layers.Conv2D(1, 9, padding="same", name="tail", dtype="float32", kernel_initializer=TAIL_INITIALIZER)(x)
-    if global_skip != "none":
-        x = keras.layers.Add(name="global_skip", dtype="float32")([x, Upsample(scale, global_skip, name="interpolate", dtype="float32")(inputs)])
-    return keras.Model(inputs, x, name="srresnet")
+    return keras.Model(inputs, residual_output(x, inputs, scale, global_skip, kernel=9), name="srresnet")

@@ -76,10 +76,10 @@ def dicom_sources(config: Config) -> list[SourceImage]:
     folder: Path = config.need("prepare", "input_dir", "prepare (kind = \"dicom\")")
     if not folder.is_dir():
         raise DataError(f"{folder}: folder not found.")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DICOM_SUFFIXES)
+    paths = _dicom_files(folder)
     if not paths:
         raise DataError(f"{folder}: no DICOM files (*.dcm) found.")
-    return [SourceImage(image_id=image_id, path=p, patient_id="") for p, image_id in zip(paths, _dicom_ids(paths))]
+    return [SourceImage(image_id=image_id, path=p, patient_id="") for p, image_id in zip(paths, _image_ids(paths))]
 
 
 @PREPARE_KINDS.register("folders")
@@ -95,11 +95,11 @@ def folder_sources(config: Config) -> list[SourceImage]:
     found: list[Path] = []
     for folder in folders:
         found += list_images(folder, RASTER_SUFFIXES)
-        found += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DICOM_SUFFIXES)
+        found += _dicom_files(folder)
     if not found:
         raise DataError(f"{', '.join(map(str, folders))}: no images ({', '.join(RASTER_SUFFIXES + DICOM_SUFFIXES)}) found.")
     sources = []
-    for path, image_id in zip(found, _dicom_ids(found)):
+    for path, image_id in zip(found, _image_ids(found)):
         if path.suffix.lower() in DICOM_SUFFIXES:
             sources.append(SourceImage(image_id=image_id, path=path, patient_id=""))
             continue
@@ -110,8 +110,13 @@ def folder_sources(config: Config) -> list[SourceImage]:
     return sources
 
 
-def _dicom_ids(paths: list[Path]) -> list[str]:
-    """Image ids from file names only: subfolders are often named by PatientID, which must not leave the
+def _dicom_files(folder: Path) -> list[Path]:
+    """The DICOM files in `folder` and its sub-folders (exports are often one folder per patient or study), sorted."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DICOM_SUFFIXES)
+
+
+def _image_ids(paths: list[Path]) -> list[str]:
+    """Image ids from file names only: DICOM subfolders are often named by PatientID, which must not leave the
     DICOM. Equal file names in different folders get `_2`, `_3`, ... in sorted order."""
     seen: dict[str, int] = {}
     ids = []
