@@ -96,7 +96,7 @@ TRAINER_LOOP = "the trainer loop"
 COMMAND_SECTIONS: dict[str, tuple[str, ...]] = {
     PREPARE_COMMAND: ("prepare",),
     AUGMENT_COMMAND: ("generator",),
-    RUN_COMMANDS: ("dataset", "model", "train", "eval", "infer", "utility"),
+    RUN_COMMANDS: ("dataset", "model", "train", "eval", "infer", "utility", "singan"),
 }
 
 _AUGMENTATION_KEYS = {
@@ -207,6 +207,18 @@ CATALOG: dict[str, dict[str, Component]] = {
             "train": ("output_dir", "batch_size"),
             "utility": ("augmented_dir", "synthetic_dir", "synthetic_ratio", "synthetic_class", *_UTILITY_CLASSIFIER, "seeds"),
         }),
+        "singan": Component("mammogan.families.singan", {
+            "dataset": ("train_dir", "test_dir"),
+            "model": ("image_size",),
+            "train": ("output_dir", "seed", "steps_per_epoch", "tile_images", "jit_compile"),
+            "eval": ("output_dir", "num_samples", "feature_extractor", "kid_subsets", "kid_subset_size", "classifier_score_splits",
+                     "frd", "near_copy_ssim", "near_copy_cosine", "comparison_crops"),
+            "infer": ("output_dir", "num_samples", "seed"),
+            "singan": ("filter_column", "filter_value", "zoom", "max_patches", "scale_factor", "min_size", "max_size", "num_scales",
+                       "filters", "max_filters", "layers", "steps_per_scale", "d_steps", "g_steps", "learning_rate", "lr_decay_step",
+                       "lr_decay_factor", "gp_weight", "reconstruction_weight", "noise_amp", "workers", "injection_scale",
+                       "sample_size"),
+        }, when=(((above_zero("singan", "injection_scale"),), {"singan": ("inject_image",)}),)),
         "domain_extractor": Component("mammogan.families.domain_extractor", {
             "dataset": ("train_dir", "valid_dir", "test_dir"),
             "model": ("image_size",),

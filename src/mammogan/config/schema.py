@@ -266,4 +266,36 @@ UTILITY = Section(
     ),
 )
 
-SECTIONS: dict[str, Section] = {s.name: s for s in (PREPARE, DATASET, MODEL, TRAIN, EVAL, INFER, GENERATOR, UTILITY)}
+SINGAN = Section(
+    "singan",
+    "SinGAN (`[model] task = \"singan\"`): one multi-scale GAN per patch of [dataset] train_dir (a bank), trained coarse to fine "
+    "at [model] image_size. Defaults are the paper's (Shaham et al., ICCV 2019).",
+    (
+        Key("filter_column", Str(), "lesion_class", "Column of the patch splits' metadata.csv that picks the patches the bank trains on (and the real test patches it is evaluated against)."),
+        Key("filter_value", Str(), "", "Value of filter_column a patch must have, e.g. \"calcification\" (empty: every patch)."),
+        Key("zoom", Float(0.0), 1.0, "Only patches of this prepare zoom level (the metadata's zoom column; 0: any)."),
+        Key("max_patches", Int(0), 0, "Train on at most this many of the chosen patches, in name order (0: all)."),
+        Key("scale_factor", Float(0.1, 0.95), 0.75, "Approximate size ratio between neighbouring scales (adjusted so the steps from min_size are even)."),
+        Key("min_size", Int(8), 25, "Shorter side of the coarsest scale in pixels."),
+        Key("max_size", Int(16), 250, "Longer side of the finest scale: larger patches are shrunk to it."),
+        Key("num_scales", Int(0), 0, "Scales of the pyramid (0: derived from the patch size, min_size and scale_factor)."),
+        Key("filters", Int(1), 32, "Filters of the coarsest scale's generator and critic, doubled every 4 scales."),
+        Key("max_filters", Int(1), 128, "Most filters at any scale."),
+        Key("layers", Int(3), 5, "3×3 conv blocks per generator and critic (the patch each critic score sees is 2·layers + 1 px)."),
+        Key("steps_per_scale", Int(1), 2000, "Training iterations per scale (each: d_steps critic and g_steps generator updates)."),
+        Key("d_steps", Int(1), 3, "Critic updates per iteration."),
+        Key("g_steps", Int(1), 3, "Generator updates per iteration."),
+        Key("learning_rate", Float(0.0, above=True), 5e-4, "Adam learning rate of both networks (beta_1 0.5, beta_2 0.999)."),
+        Key("lr_decay_step", Int(0), 1600, "Iteration of each scale after which the learning rate is multiplied by lr_decay_factor (0: never)."),
+        Key("lr_decay_factor", Float(0.0, 1.0, above=True), 0.1, "Learning-rate factor after lr_decay_step."),
+        Key("gp_weight", Float(0.0), 0.1, "WGAN-GP gradient-penalty weight."),
+        Key("reconstruction_weight", Float(0.0), 10.0, "alpha: weight of the reconstruction loss of the fixed noise path."),
+        Key("noise_amp", Float(0.0), 0.1, "Noise amplitude of a scale = noise_amp × RMSE of the upsampled coarser reconstruction against the real image (the coarsest scale's is 1)."),
+        Key("workers", Int(1), 1, "Patches trained in parallel, one process each (the cores are shared among them)."),
+        Key("injection_scale", Int(0), 0, "`infer`/`evaluate`: 0 samples from the coarsest scale; n > 0 starts from the source patch (or inject_image) at scale n, keeping its coarse geometry, and then the source's mask is written with the sample."),
+        Key("inject_image", FILE, None, "injection_scale > 0: inject this image (resized to the patch) into every SinGAN of the bank instead of each one's source patch (harmonisation/editing); no mask is written."),
+        Key("sample_size", ListOf(Float(0.25, 8.0), 2), [1.0, 1.0], "Random samples' height and width as multiples of the source patch's (other sizes and aspect ratios; injection_scale = 0 only)."),
+    ),
+)
+
+SECTIONS: dict[str, Section] = {s.name: s for s in (PREPARE, DATASET, MODEL, TRAIN, EVAL, INFER, GENERATOR, UTILITY, SINGAN)}

@@ -15,6 +15,7 @@ Radiomics Distance of the optional frd-score package.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -35,7 +36,6 @@ from ..metrics.distribution import (
     mean_pairwise_ms_ssim,
     prdc,
 )
-from ..metrics.features import FeatureExtractor
 from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim_min_size, ms_ssim_scales_that_fit
 from ..core.io import atomic_write_csv
 from ..core.logs import get_logger
@@ -65,125 +65,128 @@ def check_synthetic_evaluation(config: Config) -> None:
                            f"not installed: {FRD_INSTALL}, or set frd = false")
 
 
+@dataclass(frozen=True)
+class SyntheticArms:
+    """The sets one synthetic-image evaluation compares.
+
+    `generated` holds the model's arms ("generator" first, e.g. "step0_generator"), `names` the file names of the
+    "generator" samples (as `infer` names them: the memorisation check's rows), `real` the held-out reference
+    patches and `real_train` training patches (an arm of their own). Families with classes give the class ids
+    of the real set and of each arm in `real_labels` and `labels`.
+    """
+
+    generated: dict[str, np.ndarray]
+    names: list[str]
+    real: np.ndarray
+    real_names: list[str]
+    real_train: np.ndarray | None = None
+    real_labels: np.ndarray | None = None
+    labels: dict[str, np.ndarray] = field(default_factory=dict)
+
+
 def evaluate_synthetic(config: Config, output_dir: Path, family: SyntheticFamily) -> list[dict[str, object]]:
-    """A synthetic-image family's `evaluate`: its samples against held-out real patches, beside the baselines."""
-    return SyntheticEvaluation(config, output_dir, family).run()
+    """A latent-vector family's `evaluate`: its samples against held-out real patches, beside the baselines."""
+    cfg = config
+    real_dir = cfg.dataset.test_dir or cfg.need("dataset", "valid_dir", "evaluating a synthetic-image GAN (or set test_dir)")
+    real = load_patches(real_dir, cfg.model.image_size)
+    conditions = family.evaluation_conditions(cfg, real_dir)
+    count, latent_dim, seed = conditions.count, cfg.model.latent_dim, cfg.infer.seed
+
+    def samples(path: Path) -> np.ndarray:  # every generator arm gets the same latents and conditions
+        return sample_images(load_model(path), count, latent_dim, seed, labels=conditions.labels, masks=conditions.masks)
+
+    generated = {"generator": samples(generator_path(cfg))}
+    initial = cfg.train.output_dir / "models" / "initial" / "generator.keras"
+    if initial.is_file():
+        generated["step0_generator"] = samples(initial)
+    train_dir = cfg.dataset.train_dir
+    real_train = load_patches(train_dir, cfg.model.image_size)[:count] if train_dir is not None else None
+    real_labels = family.class_labels(cfg, real_dir)
+    labels: dict[str, np.ndarray] = {}
+    if real_labels is not None:
+        labels = {arm: conditions.labels for arm in generated}
+        if real_train is not None:
+            labels["real_train"] = family.class_labels(cfg, train_dir)[:count]
+    arms = SyntheticArms(generated, [sample_name(seed, index) for index in range(count)], real, patch_names(real_dir),
+                         real_train, real_labels, labels)
+    return score_synthetic(cfg, output_dir, arms)
 
 
-class SyntheticEvaluation:
-    def __init__(self, config: Config, output_dir: Path, family: SyntheticFamily) -> None:
-        self.config = config
-        self.output_dir = output_dir
-        self.family = family
+def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> list[dict[str, object]]:
+    """evaluation.csv for the arms, a Gaussian-noise baseline (matched to the real mean/std) and the real training
+    patches; then the memorisation check of the generator's samples against [dataset] train_dir."""
+    cfg = config
+    real = arms.real
+    extractor = configured_extractor(cfg)
+    if not extractor.has_classifier:
+        log.info("classifier_score left empty: %s.", extractor.no_classifier_reason)
+    scales = ms_ssim_scales_that_fit(min(real.shape[1:]))
+    if not scales:
+        log.info("diversity_ms_ssim left empty: %d px images are smaller than one SSIM window (%d px).",
+                 min(real.shape[1:]), ms_ssim_min_size(1))
+    real_features = extractor.features(real[..., None])
+    count = len(arms.generated["generator"])
+    rng = np.random.default_rng(cfg.infer.seed)
+    sets = {**arms.generated,
+            "gaussian_noise": np.clip(rng.normal(real.mean(), real.std(), (count, *real.shape[1:])), 0, 1).astype(np.float32)}
+    if arms.real_train is not None:
+        sets["real_train"] = arms.real_train
+    rows = []
+    for arm, images in sets.items():
+        embedding = extractor.embed(images[..., None])
+        kernel = kid(real_features, embedding.features, subsets=cfg.eval.kid_subsets,
+                     subset_size=cfg.eval.kid_subset_size, seed=cfg.train.seed)
+        quality = prdc(real_features, embedding.features, k=min(5, len(real) - 1, len(images) - 1))
+        score = None
+        if embedding.probabilities is not None:
+            score = classifier_score(embedding.probabilities, splits=min(cfg.eval.classifier_score_splits, len(images)))
+        row: dict[str, object] = {
+            "arm": arm, "extractor": extractor.name, "samples": len(images), "real": len(real),
+            "kid_mean": kernel.mean, "kid_std": kernel.std,
+            "fid": fid(real_features, embedding.features),  # biased upwards at small sample counts: compare arms, not papers
+            "precision": quality.precision, "recall": quality.recall,
+            "density": quality.density, "coverage": quality.coverage,
+            "classifier_score": score.mean if score else "", "classifier_score_std": score.std if score else "",
+            "moment_distance": moment_distance(real, images),
+            "diversity_ms_ssim": mean_pairwise_ms_ssim(images[..., None], 1.0, MS_SSIM_WEIGHTS[:scales], max_pairs=300)
+            if scales else "",
+            "diversity_ms_ssim_scales": scales,
+        }
+        if arms.real_labels is not None:
+            row.update(_per_class_kid(cfg, real_features, arms.real_labels, embedding.features, arms.labels.get(arm)))
+        if cfg.eval.frd:
+            row["frd"] = frechet_radiomics_distance(real, images)
+        rows.append(row)
+        if arm == "generator":
+            gan_tile(output_dir / "samples.png", 0, images[:32], real, {})
+    atomic_write_csv(output_dir / "evaluation.csv", rows)
+    log.info("Synthetic-image evaluation (%s features, %d real patches) → %s", extractor.name, len(real), output_dir / "evaluation.csv")
+    for row in rows:
+        log.info("  %-16s KID %.4f ± %.4f  FID %.2f  precision %.2f  recall %.2f  coverage %.2f  classifier score %s  moments %.3f  MS-SSIM %s%s",
+                 row["arm"], row["kid_mean"], row["kid_std"], row["fid"], row["precision"], row["recall"], row["coverage"],
+                 _show(row["classifier_score"]), row["moment_distance"], _show(row["diversity_ms_ssim"]),
+                 f"  FRD {row['frd']:.3f}" if "frd" in row else "")
+    if cfg.dataset.train_dir is None:
+        log.warning("Memorisation check skipped: [dataset] train_dir is not set in %s.", cfg.path)
+    else:  # the nearest training patch of every sample, the held-out reals as the not-a-copy reference
+        check_against_training(cfg, arms.generated["generator"], arms.names, output_dir, "the memorisation check", extractor,
+                               held_out=(real, arms.real_names))
+    return rows
 
-    def _arms(self, real: np.ndarray, conditions: Conditions) -> dict[str, np.ndarray]:
-        cfg = self.config
-        models = cfg.train.output_dir / "models"
-        count, latent_dim, seed = conditions.count, cfg.model.latent_dim, cfg.infer.seed
 
-        def samples(path: Path) -> np.ndarray:  # every generator arm gets the same latents and conditions
-            return sample_images(load_model(path), count, latent_dim, seed, labels=conditions.labels, masks=conditions.masks)
-
-        arms = {"generator": samples(generator_path(cfg))}
-        initial = models / "initial" / "generator.keras"
-        if initial.is_file():
-            arms["step0_generator"] = samples(initial)
-        rng = np.random.default_rng(seed)
-        arms["gaussian_noise"] = np.clip(rng.normal(real.mean(), real.std(), (count, *real.shape[1:])), 0, 1).astype(np.float32)
-        train_dir = cfg.dataset.train_dir
-        if train_dir is not None:
-            arms["real_train"] = load_patches(train_dir, cfg.model.image_size)[:count]
-        return arms
-
-    def _class_labels(self, arms: dict[str, np.ndarray], real_dir: Path,
-                      conditions: Conditions) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
-        """Families with classes: class ids of the real patches and of each arm's images (the generator arms were
-        sampled with the conditions' labels); (None, {}) for families without classes."""
-        cfg = self.config
-        real_labels = self.family.class_labels(cfg, real_dir)
-        if real_labels is None:
-            return None, {}
-        labels = {arm: conditions.labels for arm in arms if arm.endswith("generator")}
-        if "real_train" in arms:
-            labels["real_train"] = self.family.class_labels(cfg, cfg.dataset.train_dir)[: len(arms["real_train"])]
-        return real_labels, labels
-
-    def _per_class_kid(self, real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray,
-                       fake_labels: np.ndarray | None) -> dict[str, object]:
-        """KID within each class and their mean: a class-balanced sample is judged against each class of the real
-        set, not against the real set's class mix. Empty for arms without classes or classes with < 2 images."""
-        cfg, values = self.config, {}
-        for index, name in enumerate(cfg.model.classes):
-            real_c = real[real_labels == index]
-            fake_c = None if fake_labels is None else fake[fake_labels == index]
-            if fake_c is None or min(len(real_c), len(fake_c)) < 2:
-                values[f"kid_{name}"] = ""
-                continue
-            values[f"kid_{name}"] = kid(real_c, fake_c, subsets=cfg.eval.kid_subsets, subset_size=cfg.eval.kid_subset_size,
-                                        seed=cfg.train.seed).mean
-        defined = [v for v in values.values() if v != ""]
-        values["kid_class_mean"] = float(np.mean(defined)) if len(defined) == len(values) else ""
-        return values
-
-    def run(self) -> list[dict[str, object]]:
-        cfg = self.config
-        real_dir = cfg.dataset.test_dir or cfg.need("dataset", "valid_dir", "evaluating a synthetic-image GAN (or set test_dir)")
-        real = load_patches(real_dir, cfg.model.image_size)
-        extractor = configured_extractor(cfg)
-        if not extractor.has_classifier:
-            log.info("classifier_score left empty: %s.", extractor.no_classifier_reason)
-        scales = ms_ssim_scales_that_fit(cfg.model.image_size)
-        if not scales:
-            log.info("diversity_ms_ssim left empty: %d px images are smaller than one SSIM window (%d px).",
-                     cfg.model.image_size, ms_ssim_min_size(1))
-        real_features = extractor.features(real[..., None])
-        rows = []
-        conditions = self.family.evaluation_conditions(cfg, real_dir)
-        arms = self._arms(real, conditions)
-        real_labels, arm_labels = self._class_labels(arms, real_dir, conditions)
-        for arm, images in arms.items():
-            embedding = extractor.embed(images[..., None])
-            kernel = kid(real_features, embedding.features, subsets=cfg.eval.kid_subsets,
-                         subset_size=cfg.eval.kid_subset_size, seed=cfg.train.seed)
-            quality = prdc(real_features, embedding.features, k=min(5, len(real) - 1, len(images) - 1))
-            score = None
-            if embedding.probabilities is not None:
-                score = classifier_score(embedding.probabilities, splits=min(cfg.eval.classifier_score_splits, len(images)))
-            row: dict[str, object] = {
-                "arm": arm, "extractor": extractor.name, "samples": len(images), "real": len(real),
-                "kid_mean": kernel.mean, "kid_std": kernel.std,
-                "fid": fid(real_features, embedding.features),  # biased upwards at small sample counts: compare arms, not papers
-                "precision": quality.precision, "recall": quality.recall,
-                "density": quality.density, "coverage": quality.coverage,
-                "classifier_score": score.mean if score else "", "classifier_score_std": score.std if score else "",
-                "moment_distance": moment_distance(real, images),
-                "diversity_ms_ssim": mean_pairwise_ms_ssim(images[..., None], 1.0, MS_SSIM_WEIGHTS[:scales], max_pairs=300)
-                if scales else "",
-                "diversity_ms_ssim_scales": scales,
-            }
-            if real_labels is not None:
-                row.update(self._per_class_kid(real_features, real_labels, embedding.features, arm_labels.get(arm)))
-            if cfg.eval.frd:
-                row["frd"] = frechet_radiomics_distance(real, images)
-            rows.append(row)
-            if arm == "generator":
-                gan_tile(self.output_dir / "samples.png", 0, images[:32], real, {})
-        atomic_write_csv(self.output_dir / "evaluation.csv", rows)
-        log.info("Synthetic-image evaluation (%s features, %d real patches) → %s", extractor.name, len(real), self.output_dir / "evaluation.csv")
-        for row in rows:
-            log.info("  %-16s KID %.4f ± %.4f  FID %.2f  precision %.2f  recall %.2f  coverage %.2f  classifier score %s  moments %.3f  MS-SSIM %s%s",
-                     row["arm"], row["kid_mean"], row["kid_std"], row["fid"], row["precision"], row["recall"], row["coverage"],
-                     _show(row["classifier_score"]), row["moment_distance"], _show(row["diversity_ms_ssim"]),
-                     f"  FRD {row['frd']:.3f}" if "frd" in row else "")
-        self._memorisation(arms["generator"], real, real_dir, extractor)
-        return rows
-
-    def _memorisation(self, samples: np.ndarray, real: np.ndarray, real_dir: Path, extractor: FeatureExtractor) -> None:
-        """Nearest training patch of every sample; named as `infer` names the same latents' images."""
-        cfg = self.config
-        if cfg.dataset.train_dir is None:
-            log.warning("Memorisation check skipped: [dataset] train_dir is not set in %s.", cfg.path)
-            return
-        names = [sample_name(cfg.infer.seed, index) for index in range(len(samples))]
-        check_against_training(cfg, samples, names, self.output_dir, "the memorisation check", extractor,
-                               held_out=(real, patch_names(real_dir)))
+def _per_class_kid(config: Config, real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray,
+                   fake_labels: np.ndarray | None) -> dict[str, object]:
+    """KID within each class and their mean: a class-balanced sample is judged against each class of the real
+    set, not against the real set's class mix. Empty for arms without classes or classes with < 2 images."""
+    cfg, values = config, {}
+    for index, name in enumerate(cfg.model.classes):
+        real_c = real[real_labels == index]
+        fake_c = None if fake_labels is None else fake[fake_labels == index]
+        if fake_c is None or min(len(real_c), len(fake_c)) < 2:
+            values[f"kid_{name}"] = ""
+            continue
+        values[f"kid_{name}"] = kid(real_c, fake_c, subsets=cfg.eval.kid_subsets, subset_size=cfg.eval.kid_subset_size,
+                                    seed=cfg.train.seed).mean
+    defined = [v for v in values.values() if v != ""]
+    values["kid_class_mean"] = float(np.mean(defined)) if len(defined) == len(values) else ""
+    return values

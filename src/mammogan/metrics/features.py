@@ -123,6 +123,24 @@ class FeatureExtractor:
         """(N, H, W, 1) float images in [0, 1] → (N, D) float64 features."""
         return self.embed(images).features
 
+    def patch_features(self, images: np.ndarray) -> list[np.ndarray]:
+        """Per image, the feature vector at every position of an early feature map: (positions, channels) float64.
+
+        The map is the deepest one that keeps at least a quarter of the network's input side (InceptionV3: the
+        147² × 64 map before its first pooling, as SIFID uses; random_cnn: 32² × 64), so its statistics describe
+        local texture rather than the whole image. SIFID compares these statistics.
+        """
+        if getattr(self, "_patch_model", None) is None:
+            side = self.input_size[0] if self.input_size is not None else images.shape[1]
+            maps = [layer for layer in self.model.layers if not isinstance(layer, keras.layers.InputLayer)
+                    and len(layer.output.shape) == 4 and layer.output.shape[1] is not None and layer.output.shape[1] * 4 >= side]
+            if not maps:
+                raise ValueError(f"{self.name}: no feature map of at least a quarter of the input side for patch statistics")
+            self._patch_model = keras.Model(self.model.inputs, maps[-1].output)
+        outputs = [np.asarray(self._patch_model.predict_on_batch(self._network_input(images[start : start + self.batch_size])))
+                   for start in range(0, images.shape[0], self.batch_size)]
+        return [m.reshape(-1, m.shape[-1]).astype(np.float64) for batch in outputs for m in batch]
+
 
 def keras_cache_file(file_name: str) -> Path:
     """Where `keras.utils.get_file` caches a model file: $KERAS_HOME/models, else ~/.keras/models."""

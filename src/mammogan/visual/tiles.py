@@ -165,3 +165,53 @@ def gan_tile(path: Path, epoch: int, samples: np.ndarray, real: np.ndarray, metr
     label = np.full((LABEL + 4, width, 3), BACKGROUND, np.uint8)
     _text(label, "real patches", 8, 18, 0.5, INSET_COLOUR)
     _save(path, np.vstack([header, fake_grid, label, real_grid]))
+
+
+SINGAN_CELL = 128  # displayed side of every scale's image, so coarse scales are seen pixel by pixel
+
+
+def _singan_row(images: list[np.ndarray], cell: int = SINGAN_CELL) -> np.ndarray:
+    """Images of one scale side by side at `cell` px (nearest), keeping each one's aspect ratio."""
+    height = cell
+    panels = []
+    for image in images:
+        width = max(1, round(cell * image.shape[1] / image.shape[0]))
+        panels.append(_to_bgr(cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)))
+    row = np.full((height + 8, sum(p.shape[1] + 4 for p in panels) + 4, 3), BACKGROUND, np.uint8)
+    x = 4
+    for panel in panels:
+        row[4 : 4 + height, x : x + panel.shape[1]] = panel
+        x += panel.shape[1] + 4
+    return row
+
+
+def _labels_row(width: int, names: list[str], cell: int = SINGAN_CELL) -> np.ndarray:
+    label = np.full((LABEL, width, 3), BACKGROUND, np.uint8)
+    for index, name in enumerate(names):
+        _text(label, name, 8 + index * (cell + 4), 16, 0.45, INSET_COLOUR)
+    return label
+
+
+def singan_tile(path: Path, patch: str, scale: int, scales: int, step: int, steps: int, real: np.ndarray,
+                reconstruction: np.ndarray, samples: list[np.ndarray], metrics: dict[str, float]) -> None:
+    """One epoch tile of a SinGAN scale: the real image at this scale, its reconstruction and the same fixed-noise
+    samples every epoch, all in [0, 1]."""
+    row = _singan_row([real, reconstruction, *samples])
+    header = np.full((HEADER + 18, row.shape[1], 3), BACKGROUND, np.uint8)
+    _text(header, f"{patch}  scale {scale + 1}/{scales} ({real.shape[0]}x{real.shape[1]})  step {step}/{steps}", 8, 20, 0.55)
+    _text(header, "   ".join(f"{k} {v:.4f}" for k, v in metrics.items()), 8, 42, 0.45)
+    _save(path, np.vstack([header, _labels_row(row.shape[1], ["real", "reconstruction"] + [f"sample {i + 1}" for i in range(len(samples))]), row]))
+
+
+def singan_pyramid_sheet(path: Path, patch: str, reals: list[np.ndarray], reconstructions: list[np.ndarray],
+                         samples: list[list[np.ndarray]]) -> None:
+    """The trained pyramid of one SinGAN: a row per scale, coarsest first — real, reconstruction, fixed-noise samples."""
+    rows = [_singan_row([real, rebuilt, *scale_samples]) for real, rebuilt, scale_samples in zip(reals, reconstructions, samples)]
+    width = max(row.shape[1] for row in rows)
+    rows = [np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0)), constant_values=BACKGROUND[0]) for row in rows]
+    for row, real in zip(rows, reals):
+        _text(row, f"{real.shape[0]}x{real.shape[1]}", 8, 20, 0.45, INSET_COLOUR)
+    header = np.full((HEADER, width, 3), BACKGROUND, np.uint8)
+    _text(header, f"{patch}: SinGAN pyramid, coarse to fine", 8, 22, 0.55)
+    names = ["real", "reconstruction"] + [f"sample {i + 1}" for i in range(len(samples[0]))]
+    _save(path, np.vstack([header, _labels_row(width, names), *rows]))
