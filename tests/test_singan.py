@@ -124,7 +124,7 @@ def test_training_improves_the_reconstruction_and_samples_differ(prepared_sample
 
 
 def test_bank_trains_evaluates_and_samples_with_masks_when_injected(prepared_sample, tmp_path):
-    path = _config(tmp_path, prepared_sample, injection_scale=1)
+    path = _config(tmp_path, prepared_sample, injection_scale=1, workers=2)
     assert main(["train", str(path)]) == 0
     output = tmp_path / "output"
     with (output / "manifest.csv").open() as handle:

@@ -35,7 +35,7 @@ import tensorflow as tf
 
 from ..config.loader import Config, load_config, start_output_folder
 from ..core.io import atomic_write_csv, atomic_write_text, atomic_write_with
-from ..core.logs import get_logger, setup_console
+from ..core.logs import add_log_file, get_logger, setup_console
 from ..data.images import read_image, write_png
 from ..data.patch_dataset import patch_folder, patch_names, read_resized
 from ..errors import DataError, UserError
@@ -379,9 +379,7 @@ def train_patch(patch: SourcePatch, folder: Path, pyramid: Pyramid, settings: Sc
     reals = [_resize(patch.image, shape) for shape in pyramid.shapes]
     start = None
     first = len(model.generators)
-    if first == pyramid.scales:
-        log.info("  %s: already trained", patch.name)
-    elif first:
+    if first and first < pyramid.scales:
         log.info("  %s: resuming at scale %d of %d", patch.name, first + 1, pyramid.scales)
     for n in range(first, pyramid.scales):
         began = time.perf_counter()
@@ -442,16 +440,27 @@ def _pyramid(config: Config, patch: SourcePatch) -> Pyramid:
     return pyramid_for(*patch.image.shape, s.scale_factor, s.min_size, s.max_size, s.num_scales)
 
 
+def _finished_state(folder: Path, pyramid: Pyramid) -> dict[str, Any] | None:
+    """The state of a bank entry whose every scale is trained for this pyramid, else None."""
+    try:
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    shapes = [list(shape) for shape in pyramid.shapes]
+    return state if state.get("shapes") == shapes and len(state.get("amplitudes", [])) == len(shapes) else None
+
+
 def _train_one(config_path: str, name: str, threads: int) -> tuple[str, dict[str, Any] | None, str]:
     """One bank entry, in this process or a worker (which reloads the config; its threads share the cores)."""
-    if threads:
+    config = load_config(config_path)
+    if threads:  # a worker process: its log lines go to the console and the run's train.log too
         setup_console()
+        add_log_file(config.train.output_dir, "train.log")
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:  # this worker already ran a patch: TensorFlow keeps its first setting
             pass
-    config = load_config(config_path)
     patch = next(p for p in chosen_patches(config, config.need("dataset", "train_dir", "training"), "train_dir") if p.name == name)
     try:
         state = train_patch(patch, config.train.output_dir / BANK / patch.stem, _pyramid(config, patch),
@@ -501,6 +510,12 @@ class SinGANBank(Family):
                  _pyramid(config, patches[0]).scales, config.model.image_size, config.singan.steps_per_scale, workers, output / BANK)
         by_name = {p.name: p for p in patches}
         results: dict[str, tuple[dict[str, Any] | None, str]] = {}
+        for patch in patches:  # finished entries are not sent to a worker again
+            state = _finished_state(output / BANK / patch.stem, _pyramid(config, patch))
+            if state is not None:
+                log.info("  %s: already trained", patch.name)
+                results[patch.name] = (state, "")
+        todo = [p for p in patches if p.name not in results]
 
         def record(outcome: tuple[str, dict[str, Any] | None, str]) -> None:
             name, state, error = outcome
@@ -512,15 +527,17 @@ class SinGANBank(Family):
             rows = [_bank_row(by_name[n], config, *results[n]) for n in by_name if n in results]
             atomic_write_csv(output / MANIFEST, rows)
 
+        workers = min(workers, max(1, len(todo)))
         if workers == 1:
-            for patch in patches:
+            for patch in todo:
                 record(_train_one(str(config.path), patch.name, 0))
-        else:
+        elif todo:
             threads = max(1, (os.cpu_count() or 1) // workers)
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                for outcome in pool.map(_train_one, [str(config.path)] * len(patches), [p.name for p in patches],
-                                        [threads] * len(patches)):
+                for outcome in pool.map(_train_one, [str(config.path)] * len(todo), [p.name for p in todo], [threads] * len(todo)):
                     record(outcome)
+        if not todo:
+            atomic_write_csv(output / MANIFEST, [_bank_row(p, config, *results[p.name]) for p in patches])
         failed = [name for name, (_, error) in results.items() if error]
         log.info("Bank: %d trained, %d failed → %s", len(results) - len(failed), len(failed), output / MANIFEST)
         log.info("Report: %s", write_command_report(config, output, "training"))

@@ -171,10 +171,12 @@ SINGAN_CELL = 128  # displayed side of every scale's image, so coarse scales are
 
 
 def _singan_row(images: list[np.ndarray], cell: int = SINGAN_CELL) -> np.ndarray:
-    """Images of one scale side by side at `cell` px (nearest), keeping each one's aspect ratio."""
+    """Images of one scale side by side at `cell` px (nearest), keeping each one's aspect ratio, all shown in the
+    grey window of the first (the real image's range), so a low-contrast patch's texture is visible."""
+    low, high = float(images[0].min()), max(float(images[0].max()), float(images[0].min()) + 1e-6)
     height = cell
     panels = []
-    for image in images:
+    for image in (np.clip((image - low) / (high - low), 0.0, 1.0) for image in images):
         width = max(1, round(cell * image.shape[1] / image.shape[0]))
         panels.append(_to_bgr(cv2.resize(image, (width, height), interpolation=cv2.INTER_NEAREST)))
     row = np.full((height + 8, sum(p.shape[1] + 4 for p in panels) + 4, 3), BACKGROUND, np.uint8)
@@ -198,7 +200,8 @@ def singan_tile(path: Path, patch: str, scale: int, scales: int, step: int, step
     samples every epoch, all in [0, 1]."""
     row = _singan_row([real, reconstruction, *samples])
     header = np.full((HEADER + 18, row.shape[1], 3), BACKGROUND, np.uint8)
-    _text(header, f"{patch}  scale {scale + 1}/{scales} ({real.shape[0]}x{real.shape[1]})  step {step}/{steps}", 8, 20, 0.55)
+    _text(header, f"{patch}  scale {scale + 1}/{scales} ({real.shape[0]}x{real.shape[1]})  step {step}/{steps}"
+          "   (grey window: the real image's range)", 8, 20, 0.55)
     _text(header, "   ".join(f"{k} {v:.4f}" for k, v in metrics.items()), 8, 42, 0.45)
     _save(path, np.vstack([header, _labels_row(row.shape[1], ["real", "reconstruction"] + [f"sample {i + 1}" for i in range(len(samples))]), row]))
 
@@ -212,6 +215,6 @@ def singan_pyramid_sheet(path: Path, patch: str, reals: list[np.ndarray], recons
     for row, real in zip(rows, reals):
         _text(row, f"{real.shape[0]}x{real.shape[1]}", 8, 20, 0.45, INSET_COLOUR)
     header = np.full((HEADER, width, 3), BACKGROUND, np.uint8)
-    _text(header, f"{patch}: SinGAN pyramid, coarse to fine", 8, 22, 0.55)
+    _text(header, f"{patch}: SinGAN pyramid, coarse to fine (each row in its real image's grey range)", 8, 22, 0.55)
     names = ["real", "reconstruction"] + [f"sample {i + 1}" for i in range(len(samples[0]))]
     _save(path, np.vstack([header, _labels_row(width, names), *rows]))
