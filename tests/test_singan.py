@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from mammogan.cli import main
 from mammogan.config.loader import load_config
+from mammogan.data.labelled_patches import CLASSES, synthetic_patches
+from mammogan.data.patch_dataset import patch_names
 from mammogan.families.singan import (SinGAN, ScaleSettings, chosen_patches, critic_loss, generator_loss, patch_seed,
                                       train_patch)
 from mammogan.losses import gradient_penalty
@@ -123,6 +127,25 @@ def test_training_improves_the_reconstruction_and_samples_differ(prepared_sample
     assert (tmp_path / "bank" / "pyramid.png").is_file()
 
 
+def test_16_bit_patches_give_16_bit_samples_and_a_constant_patch_fails_alone(prepared_sample, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(prepared_sample / "patches", data / "patches")
+    for png in (data / "patches").glob("*/images/*.png"):  # the same patches as a 16-bit preparation writes them
+        cv2.imwrite(str(png), cv2.imread(str(png), cv2.IMREAD_UNCHANGED).astype(np.uint16) * 257)
+    first, second = sorted((data / "patches" / "train" / "images").glob("*mass0_z1.png"))[:2]
+    cv2.imwrite(str(first), np.zeros((64, 64), np.uint16))  # a lesion box that fell outside the breast
+    path = _config(tmp_path, data, steps_per_scale=2, num_scales=1)
+    assert main(["train", str(path)]) == 2  # the other patch is trained, the run says one failed
+    with (tmp_path / "output" / "manifest.csv").open() as handle:
+        rows = {row["patch"]: row for row in csv.DictReader(handle)}
+    assert rows[first.name]["status"] == "failed" and "every pixel is 0" in rows[first.name]["error"]
+    assert rows[second.name]["status"] == "trained"
+    assert main(["infer", str(path)]) == 0
+    sample = cv2.imread(str(tmp_path / "output" / "inference" / "images" / f"{second.stem}_singan_s7_000.png"), cv2.IMREAD_UNCHANGED)
+    source = cv2.imread(str(second), cv2.IMREAD_UNCHANGED)
+    assert sample.dtype == np.uint16 and source.min() <= sample.min() < sample.max() <= source.max()
+
+
 def test_bank_trains_evaluates_and_samples_with_masks_when_injected(prepared_sample, tmp_path):
     path = _config(tmp_path, prepared_sample, injection_scale=1, workers=2)
     assert main(["train", str(path)]) == 0
@@ -141,7 +164,8 @@ def test_bank_trains_evaluates_and_samples_with_masks_when_injected(prepared_sam
         per_patch = list(csv.DictReader(handle))
     assert [row["patch"] for row in per_patch] == [row["patch"] for row in bank] + ["mean"]
     for row in per_patch:
-        assert float(row["sifid"]) > 0 and 0 < float(row["ssim_to_source_mean"]) < 1 and float(row["samples"]) == 4
+        assert 0 < float(row["sifid"]) and 0 < float(row["ssim_to_source_mean"]) < 1 and float(row["samples"]) == 4
+        assert float(row["sifid_noise"]) > 0 and float(row["sifid_other_sources"]) > 0
     with (output / "evaluation" / "evaluation.csv").open() as handle:
         arms = {row["arm"]: row for row in csv.DictReader(handle)}
     assert set(arms) == {"generator", "gaussian_noise", "real_train"} and int(arms["generator"]["samples"]) == 8
@@ -151,6 +175,9 @@ def test_bank_trains_evaluates_and_samples_with_masks_when_injected(prepared_sam
         written = list(csv.DictReader(handle))
     assert len(written) == 6 and {row["injection_scale"] for row in written} == {"1"}
     assert all((output / "inference" / "masks" / row["mask"]).is_file() for row in written)
+    # the folder is a utility arm as it is: the bank's training split is not a held-out one, and its samples are lesions
+    arm = synthetic_patches(load_config(path), output / "inference", 6, 32, held_out=patch_names(prepared_sample / "patches" / "test"))
+    assert arm.images.shape == (6, 32, 32) and set(arm.labels) == {CLASSES.index("lesion")}
 
 
 def test_a_killed_bank_resumes_at_the_scale_it_was_on_and_skips_finished_patches(prepared_sample, tmp_path):
