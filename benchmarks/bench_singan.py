@@ -62,7 +62,11 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=REPO / "dataset" / "MIAS")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128])
     parser.add_argument("--steps", type=int, nargs="+", default=[1000, 500], help="100 %% steps per scale, per size")
+    parser.add_argument("--markdown-only", action="store_true", help="re-make singan.md from singan.json, train nothing")
     args = parser.parse_args()
+    if args.markdown_only:
+        print(write_markdown(json.loads((RESULTS / "singan.json").read_text(encoding="utf-8"))))
+        return
     config = load_config(PROJECT)
     patch = chosen_patches(config, args.dataset / "patches" / "train", "train_dir")[0]
     extractor = build_random_cnn(seed=0)
@@ -96,12 +100,20 @@ def main() -> None:
               "command": "benchmarks/bench_singan.py " + " ".join(sys.argv[1:]), "runs": runs}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "singan.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    lines = ["| patch | scales | steps per scale | minutes | reconstruction RMSE | SIFID (random_cnn) | pixel diversity |",
+    print(write_markdown(result))
+
+
+def write_markdown(result: dict) -> str:
+    """benchmarks/results/singan.md from the results (also re-made from singan.json with --markdown-only)."""
+    lines = [f"SinGAN per patch: {result['command']} on {result['machine']} (recipe {result['recipe']}, XLA as the recipe "
+             f"sets; patch {result['runs'][0]['patch']}; 16 samples per run).", "",
+             "| patch | scales | steps per scale | minutes | reconstruction RMSE | SIFID (random_cnn) | pixel diversity |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {r['size']}² | {r['scales']} | {r['steps_per_scale']} ({r['fraction']:.0%}) | {r['minutes']:.1f} | "
-              f"{r['reconstruction_rmse']:.4f} | {r['sifid']:.4f} | {r['diversity_pixel_std']:.3f} |" for r in runs]
-    (RESULTS / "singan.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+              f"{r['reconstruction_rmse']:.4f} | {r['sifid']:.4f} | {r['diversity_pixel_std']:.3f} |" for r in result["runs"]]
+    text = "\n".join(lines) + "\n"
+    (RESULTS / "singan.md").write_text(text, encoding="utf-8")
+    return text
 
 
 if __name__ == "__main__":
