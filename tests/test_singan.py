@@ -178,6 +178,19 @@ def test_bank_trains_evaluates_and_samples_with_masks_when_injected(prepared_sam
     # the folder is a utility arm as it is: the bank's training split is not a held-out one, and its samples are lesions
     arm = synthetic_patches(load_config(path), output / "inference", 6, 32, held_out=patch_names(prepared_sample / "patches" / "test"))
     assert arm.images.shape == (6, 32, 32) and set(arm.labels) == {CLASSES.index("lesion")}
+    # harmonisation: one given image injected into every SinGAN; its samples follow that image, and carry no mask
+    given = sorted((prepared_sample / "patches" / "test" / "images").glob("*normal*.png"))[0]
+    path = _config(tmp_path, prepared_sample, injection_scale=1, workers=2, inject_image=str(given))
+    assert main(["infer", str(path)]) == 0
+    with (output / "inference" / "manifest.csv").open() as handle:
+        injected = list(csv.DictReader(handle))
+    assert len(injected) == 6 and "mask" not in injected[0]
+    target = cv2.resize(cv2.imread(str(given), cv2.IMREAD_UNCHANGED), (32, 32), interpolation=cv2.INTER_AREA) / 255.0
+    for row in injected:
+        sample = cv2.imread(str(output / "inference" / "images" / row["image"]), cv2.IMREAD_UNCHANGED) / 255.0
+        source = cv2.imread(str(prepared_sample / "patches" / "train" / "images" / row["source_patch"]), cv2.IMREAD_UNCHANGED)
+        source = cv2.resize(source, (32, 32), interpolation=cv2.INTER_AREA) / 255.0
+        assert np.abs(sample - target).mean() < 0.5 * np.abs(sample - source).mean()
 
 
 def test_a_killed_bank_resumes_at_the_scale_it_was_on_and_skips_finished_patches(prepared_sample, tmp_path):

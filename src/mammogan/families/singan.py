@@ -502,8 +502,6 @@ class SinGANBank(Family):
             raise config.error("singan", "sample_size", "expected [height factor, width factor]")
         if s.injection_scale > 0 and s.sample_size != [1.0, 1.0]:
             raise config.error("singan", "sample_size", "injected samples keep the source's size; set [1.0, 1.0] or injection_scale = 0")
-        if s.inject_image is not None and s.injection_scale == 0:
-            raise config.error("singan", "inject_image", "is injected at [singan] injection_scale, which is 0 (random samples)")
 
     @classmethod
     def train(cls, config: Config, resume: bool) -> int:
@@ -563,9 +561,10 @@ class SinGANBank(Family):
         s = config.singan
         train_dir = config.need("dataset", "train_dir", "sampling the SinGAN bank (its source patches)")
         sources = {p.name: p for p in chosen_patches(config, train_dir, "train_dir")}
-        inject = None if s.inject_image is None else read_image(s.inject_image).astype(np.float32)
-        if inject is not None:
-            inject /= float(np.iinfo(read_image(s.inject_image).dtype).max)
+        inject = None
+        if s.inject_image is not None:
+            raw = read_image(s.inject_image)
+            inject = raw.astype(np.float32) / float(np.iinfo(raw.dtype).max)
         for row in read_bank(config):
             patch = sources.get(row["patch"])
             if patch is None:
