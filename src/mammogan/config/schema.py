@@ -168,7 +168,7 @@ TRAIN = Section(
         Key("early_stopping_patience", Int(0), 0, "Epochs without validation improvement before training stops (0: off)."),
         Key("tile_images", Int(1, 16), 4, "Images shown in each epoch-change tile."),
         Key("collapse_diversity", Float(0.0, 1.0), 0.0, "Collapse monitor: flag an epoch whose generated validation samples' mean pairwise distance falls below this fraction of the real images' (0: off)."),
-        Key("collapse_d_accuracy", ListOf(Float(0.0, 1.0), 2), [0.0, 1.0], "Collapse monitor: flag an epoch whose discriminator accuracy on real validation images leaves this [low, high] band."),
+        Key("collapse_d_accuracy", ListOf(Float(0.0, 1.0), 2, 2), [0.0, 1.0], "Collapse monitor: flag an epoch whose discriminator accuracy on real validation images leaves this [low, high] band."),
         Key("collapse_patience", Int(1), 2, "Collapse monitor: consecutive flagged epochs before it acts."),
         Key("collapse_rollback", Bool(), False, "Collapse monitor: restore the last checkpoint before the collapse and continue with learning rates × lr_decay_factor (false: warn only)."),
         Key("collapse_max_rollbacks", Int(0), 2, "Collapse monitor: rollbacks allowed before training stops with an error."),
@@ -294,7 +294,7 @@ SINGAN = Section(
         Key("workers", Int(1), 1, "Patches trained in parallel, one process each (the cores are shared among them)."),
         Key("injection_scale", Int(0), 0, "`infer`/`evaluate`: 0 samples from the coarsest scale; n > 0 starts from the source patch (or inject_image) at scale n, keeping its coarse geometry, and then the source's mask is written with the sample."),
         Key("inject_image", FILE, None, "injection_scale > 0: inject this image (resized to the patch) into every SinGAN of the bank instead of each one's source patch (harmonisation/editing); no mask is written."),
-        Key("sample_size", ListOf(Float(0.25, 8.0), 2), [1.0, 1.0], "Random samples' height and width as multiples of the source patch's (other sizes and aspect ratios; injection_scale = 0 only)."),
+        Key("sample_size", ListOf(Float(0.25, 8.0), 2, 2), [1.0, 1.0], "Random samples' height and width as multiples of the source patch's (other sizes and aspect ratios; injection_scale = 0 only)."),
     ),
 )
 

@@ -224,11 +224,12 @@ def _normalise(path: Path) -> str:
 class ListOf(ValueType):
     item: ValueType
     min_length: int = 0
+    max_length: int | None = None  # equal to min_length for a pair, a band, ...
 
     def parse(self, value: Any, base_dir: Path) -> list[Any]:
         if not isinstance(value, list):
             raise ValueProblem(f"expected {self.describe()}")
-        if len(value) < self.min_length:
+        if len(value) < self.min_length or (self.max_length is not None and len(value) > self.max_length):
             raise ValueProblem(f"expected {self.describe()}")
         parsed = []
         for index, item in enumerate(value):
@@ -246,8 +247,11 @@ class ListOf(ValueType):
                 raise ValueProblem(f"{problem} (item {index})") from None
 
     def describe(self) -> str:
-        least = f" (at least {self.min_length})" if self.min_length else ""
-        return f"a list of {self.item.describe()}{least}"
+        if self.max_length is not None:
+            count = f" (exactly {self.max_length})" if self.max_length == self.min_length else f" ({self.min_length} to {self.max_length})"
+        else:
+            count = f" (at least {self.min_length})" if self.min_length else ""
+        return f"a list of {self.item.describe()}{count}"
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..config.loader import Config, load_config
 from .images import read_image
+from .labels import patch_metadata
 from .patch_dataset import ORIENTATIONS, load_patches, orient, patch_folder, patch_names, read_resized
 from ..errors import DataError
 
@@ -54,13 +55,11 @@ def _read_csv(path: Path, columns: tuple[str, ...], produced_by: str) -> list[di
 
 def real_split(split_dir: Path, size: int) -> PatchSet:
     """A prepared patch split; labels from the `metadata.csv` `prepare` writes beside the splits."""
-    metadata = split_dir.parent / "metadata.csv"
-    rows = _read_csv(metadata, ("patch", "lesion_class"), "`mammogan prepare` (patches/metadata.csv)")
-    classes = {row["patch"]: row["lesion_class"] for row in rows}
+    classes = {name: row["lesion_class"] for name, row in patch_metadata(split_dir, ("lesion_class",), "the utility benchmark").items()}
     names = patch_names(split_dir)
     unknown = [name for name in names if name not in classes]
     if unknown:
-        raise DataError(f"{metadata}: no lesion_class for {len(unknown)} patches of {split_dir}, e.g. {unknown[0]}.")
+        raise DataError(f"{split_dir.parent / 'metadata.csv'}: no lesion_class for {len(unknown)} patches of {split_dir}, e.g. {unknown[0]}.")
     labels = np.array([CLASSES.index("normal" if classes[name] == "normal" else "lesion") for name in names])
     return PatchSet(load_patches(split_dir, size), labels, ("real",) * len(names),
                     tuple(patch_folder(split_dir) / name for name in names), tuple(names))

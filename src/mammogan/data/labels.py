@@ -10,21 +10,32 @@ import numpy as np
 from ..errors import DataError
 from .patch_dataset import patch_names
 
-def split_labels(split_dir: Path, classes: list[str], column: str, where: str) -> np.ndarray:
-    """Class id (index into `classes`) of every patch of a prepared split, in `load_patches` order.
+def patch_metadata(split_dir: Path, columns: tuple[str, ...], reader: str) -> dict[str, dict[str, str]]:
+    """The rows of the `metadata.csv` that `prepare` writes beside the patch splits, by patch file name.
 
-    Labels come from the `metadata.csv` that `prepare` writes beside the splits; `where` names the
-    config keys for the error messages.
+    `columns` must be in it; `reader` says who reads it, for the error messages.
     """
     metadata = split_dir.parent / "metadata.csv"
     if not metadata.is_file():
-        raise DataError(f"{metadata}: not found; the conditional task reads patch classes from the metadata.csv "
-                        "that `mammogan prepare` writes beside the patch splits.")
+        raise DataError(f"{metadata}: not found; {reader} reads the metadata.csv that `mammogan prepare` writes beside "
+                        "the patch splits.")
     with metadata.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    if not rows or "patch" not in rows[0] or column not in rows[0]:
-        raise DataError(f"{metadata}: expected the columns patch and {column!r} ([dataset] class_column).")
-    by_name = {row["patch"]: row[column] for row in rows}
+    missing = [column for column in ("patch", *columns) if not rows or column not in rows[0]]
+    if missing:
+        raise DataError(f"{metadata}: expected the columns {', '.join(dict.fromkeys(('patch', *columns)))} "
+                        f"(missing: {', '.join(missing) if rows else 'all rows'}).")
+    return {row["patch"]: row for row in rows}
+
+
+def split_labels(split_dir: Path, classes: list[str], column: str, where: str) -> np.ndarray:
+    """Class id (index into `classes`) of every patch of a prepared split, in `load_patches` order.
+
+    `where` names the config keys for the error messages.
+    """
+    metadata = split_dir.parent / "metadata.csv"
+    rows = patch_metadata(split_dir, (column,), f"the conditional task ([dataset] class_column = {column!r})")
+    by_name = {name: row[column] for name, row in rows.items()}
     names = patch_names(split_dir)
     missing = [name for name in names if name not in by_name]
     if missing:

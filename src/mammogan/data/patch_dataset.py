@@ -88,7 +88,13 @@ def read_resized(paths: list[Path], size: int, binary: bool = False) -> np.ndarr
     for path in paths:
         image = read_image(path)
         values = (image > 0).astype(np.float32) if binary else image.astype(np.float32) / np.iinfo(image.dtype).max
-        if values.shape != (size, size):
-            values = cv2.resize(values, (size, size), interpolation=cv2.INTER_AREA if values.shape[0] > size else cv2.INTER_CUBIC)
-        patches.append(values)
+        patches.append(resize_image(values, (size, size)))
     return np.clip(np.stack(patches), 0.0, 1.0)
+
+
+def resize_image(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A float image at `shape` (height, width): area-averaged when shrinking, bicubic when growing."""
+    if values.shape == shape:
+        return values.astype(np.float32)
+    interpolation = cv2.INTER_AREA if shape[0] < values.shape[0] else cv2.INTER_CUBIC
+    return cv2.resize(values.astype(np.float32), (shape[1], shape[0]), interpolation=interpolation)

@@ -37,7 +37,8 @@ from ..config.loader import Config, load_config, start_output_folder
 from ..core.io import atomic_write_csv, atomic_write_text, atomic_write_with
 from ..core.logs import add_log_file, get_logger, setup_console
 from ..data.images import read_image, write_png
-from ..data.patch_dataset import patch_folder, patch_names, read_resized
+from ..data.labels import patch_metadata
+from ..data.patch_dataset import patch_folder, patch_names, read_resized, resize_image
 from ..errors import DataError, UserError
 from ..evaluate.synthetic import SyntheticArms, score_synthetic
 from ..losses import gradient_penalty, pixel_loss_per_example
@@ -74,21 +75,12 @@ class SourcePatch:
         return Path(self.name).stem
 
 
-def _metadata(split_dir: Path) -> dict[str, dict[str, str]]:
-    table = split_dir.parent / "metadata.csv"
-    if not table.is_file():
-        raise DataError(f"{table}: not found; SinGAN picks its patches from the metadata.csv that `mammogan prepare` "
-                        "writes beside the patch splits.")
-    with table.open(newline="", encoding="utf-8") as handle:
-        return {row["patch"]: row for row in csv.DictReader(handle) if row.get("patch")}
-
-
 def chosen_patches(config: Config, split_dir: Path, key: str) -> list[SourcePatch]:
     """The patches of a prepared patch split that match [singan] filter_column/filter_value and zoom."""
     cfg = config.singan
-    rows = _metadata(split_dir)
+    rows = patch_metadata(split_dir, (), "SinGAN ([singan] filter_column picks the patches)")
     names = patch_names(split_dir)
-    if rows and names and cfg.filter_column not in next(iter(rows.values())):
+    if rows and cfg.filter_column not in next(iter(rows.values())):
         raise config.error("singan", "filter_column", f"{split_dir.parent / 'metadata.csv'} has no such column "
                            f"(it has {', '.join(next(iter(rows.values())))})")
 
@@ -112,18 +104,11 @@ def chosen_patches(config: Config, split_dir: Path, key: str) -> list[SourcePatc
     patches = []
     for name in picked:
         raw = read_image(folder / name)
+        top = int(np.iinfo(raw.dtype).max)
         mask = read_resized([masks / name], size, binary=True)[0] if (masks / name).is_file() else None
-        patches.append(SourcePatch(name, folder / name, rows[name], read_resized([folder / name], size)[0],
-                                   None if mask is None else (mask >= 0.5).astype(np.float32), int(np.iinfo(raw.dtype).max)))
+        patches.append(SourcePatch(name, folder / name, rows[name], resize_image(raw.astype(np.float32) / top, (size, size)),
+                                   None if mask is None else (mask >= 0.5).astype(np.float32), top))
     return patches
-
-
-def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Area-averaged when shrinking (the real pyramid), bicubic when growing."""
-    if image.shape == shape:
-        return image.astype(np.float32)
-    shrinking = shape[0] < image.shape[0]
-    return cv2.resize(image.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
 def _resize_matrix(size_in: int, size_out: int) -> np.ndarray:
@@ -136,6 +121,11 @@ def _upsample(batch: tf.Tensor, shape: tuple[int, int]) -> tf.Tensor:
     rows = tf.constant(_resize_matrix(int(batch.shape[1]), shape[0]))
     columns = tf.constant(_resize_matrix(int(batch.shape[2]), shape[1]))
     return tf.einsum("ij,bjkc,lk->bilc", rows, tf.cast(batch, tf.float32), columns)
+
+
+def sample_file_name(patch: SourcePatch, seed: int, index: int) -> str:
+    """The file `infer` writes sample `index` of a SinGAN under (`evaluate` names the same samples alike)."""
+    return f"{patch.stem}_singan_s{seed}_{index:03d}.png"
 
 
 def patch_seed(base: int, name: str) -> int:
@@ -206,7 +196,7 @@ class SinGAN:
         rng = np.random.default_rng(seed)
         first, previous = 0, np.zeros((count, *shapes[0], 1), np.float32)
         if injection_scale > 0:
-            start = _resize(_resize(inject, self.pyramid.shapes[injection_scale - 1]), self.pyramid.shapes[injection_scale])
+            start = resize_image(resize_image(inject, self.pyramid.shapes[injection_scale - 1]), self.pyramid.shapes[injection_scale])
             first, previous = injection_scale, np.repeat(self.stretch(start)[None, ..., None], count, axis=0)
         for n in range(first, last):
             if n > first:
@@ -319,7 +309,7 @@ class ScaleTrainer:
         """A random sample of the frozen coarser scales, upsampled to this scale (zeros at the coarsest)."""
         shapes = self.model.pyramid.shapes
         previous = tf.zeros([1, *shapes[0], 1])
-        for k, generator in enumerate(self.model.generators):
+        for k, generator in enumerate(self.model.generators[: self.n]):
             if k:
                 previous = _upsample(previous, shapes[k])
             previous = generator([random.normal([1, *shapes[k], 1]) * self.model.amplitudes[k], previous], training=False)
@@ -345,11 +335,6 @@ class ScaleTrainer:
                 g_loss, reconstruction = generator_loss(critic(fake, training=True), rebuilt, self.real, s.reconstruction_weight)
             self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, generator.trainable_variables), generator.trainable_variables))
         return {"d": d_loss, "g": g_loss, "reconstruction_mse": reconstruction}
-
-    def reconstruction_rmse(self) -> float:
-        """RMSE in [0, 1] units of this scale's reconstruction path against the real image."""
-        rebuilt = self.generator([self.reconstruction_noise, self.previous_reconstruction], training=False).numpy()[0, ..., 0]
-        return float(np.sqrt(np.mean((self.model.unstretch(rebuilt) - self.model.unstretch(self.real.numpy()[0, ..., 0])) ** 2)))
 
     def fit(self, on_tile: Callable[[int, dict[str, float]], None]) -> dict[str, float]:
         logs: dict[str, float] = {}
@@ -383,7 +368,7 @@ def train_patch(patch: SourcePatch, folder: Path, pyramid: Pyramid, settings: Sc
         state = {"patch": patch.name, "shapes": [list(s) for s in pyramid.shapes], "factor": pyramid.factor,
                  "intensity": list(model.intensity), "z_star": model.z_star.tolist(), "amplitudes": [],
                  "initial_rmse": [], "reconstruction_rmse": [], "seconds": []}
-    reals = [_resize(patch.image, shape) for shape in pyramid.shapes]
+    reals = [resize_image(patch.image, shape) for shape in pyramid.shapes]
     start = None
     first = len(model.generators)
     if first and first < pyramid.scales:
@@ -397,29 +382,24 @@ def train_patch(patch: SourcePatch, folder: Path, pyramid: Pyramid, settings: Sc
         else:
             start = None
         trainer = ScaleTrainer(model, n, reals[n], settings, seed + 1000 * n, start)
-        state["initial_rmse"].append(trainer.reconstruction_rmse())
+        model.generators.append(trainer.generator)  # the model's finest scale from here on: tiles sample through it
+        model.amplitudes.append(trainer.amplitude)
 
-        def tile(step: int, logs: dict[str, float], n: int = n, trainer: ScaleTrainer = trainer) -> None:
-            model.generators.append(trainer.generator)
-            model.amplitudes.append(trainer.amplitude)
-            try:
-                rebuilt = model.reconstruction_images()[-1]
-                samples = model.sample(settings.tile_count, seed=0)
-                rmse = float(np.sqrt(np.mean((rebuilt - reals[n]) ** 2)))
-                singan_tile(folder / "tiles" / f"scale{n:02d}_step{step:05d}.png", patch.name, n, pyramid.scales, step,
-                            settings.steps, reals[n], rebuilt, samples, {**logs, "rec_rmse": rmse})
-            finally:
-                model.generators.pop()
-                model.amplitudes.pop()
+        def rmse_of_reconstruction(n: int = n) -> float:
+            return float(np.sqrt(np.mean((model.reconstruction_images()[-1] - reals[n]) ** 2)))
+
+        state["initial_rmse"].append(rmse_of_reconstruction())  # the untrained generator's
+
+        def tile(step: int, logs: dict[str, float], n: int = n) -> None:
+            singan_tile(folder / "tiles" / f"scale{n:02d}_step{step:05d}.png", patch.name, n, pyramid.scales, step,
+                        settings.steps, reals[n], model.reconstruction_images()[-1], model.sample(settings.tile_count, seed=0),
+                        {**logs, "rec_rmse": rmse_of_reconstruction()})
 
         logs = trainer.fit(tile)
         atomic_write_with(SinGAN.generator_file(folder, n), trainer.generator.save)
         atomic_write_with(SinGAN.critic_file(folder, n), trainer.critic.save_weights)
-        model.generators.append(trainer.generator)
-        model.amplitudes.append(trainer.amplitude)
-        rebuilt = model.reconstruction_images()[-1]
         state["amplitudes"].append(trainer.amplitude)
-        state["reconstruction_rmse"].append(float(np.sqrt(np.mean((rebuilt - reals[n]) ** 2))))
+        state["reconstruction_rmse"].append(rmse_of_reconstruction())
         state["seconds"].append(round(time.perf_counter() - began, 2))
         atomic_write_text(state_file, json.dumps(state))
         log.info("  %s: scale %d/%d (%d×%d) in %.0f s: reconstruction RMSE %.4f, noise amplitude %.4f, critic %.3f",
@@ -458,7 +438,7 @@ def _finished_state(folder: Path, pyramid: Pyramid) -> dict[str, Any] | None:
     return state if state.get("shapes") == shapes and len(state.get("amplitudes", [])) == len(shapes) else None
 
 
-def _train_one(config_path: str, name: str, threads: int) -> tuple[str, dict[str, Any] | None, str]:
+def _train_one(config_path: str, patch: SourcePatch, pyramid: Pyramid, threads: int) -> tuple[str, dict[str, Any] | None, str]:
     """One bank entry, in this process or a worker (which reloads the config; its threads share the cores)."""
     config = load_config(config_path)
     if threads:  # a worker process: its log lines go to the console and the run's train.log too
@@ -469,13 +449,12 @@ def _train_one(config_path: str, name: str, threads: int) -> tuple[str, dict[str
             tf.config.threading.set_inter_op_parallelism_threads(1)
         except RuntimeError:  # this worker already ran a patch: TensorFlow keeps its first setting
             pass
-    patch = next(p for p in chosen_patches(config, config.need("dataset", "train_dir", "training"), "train_dir") if p.name == name)
     try:
-        state = train_patch(patch, config.train.output_dir / BANK / patch.stem, _pyramid(config, patch),
-                            ScaleSettings.from_config(config), patch_seed(config.train.seed, patch.name))
-    except (UserError, ValueError) as error:
-        return name, None, str(error)
-    return name, state, ""
+        state = train_patch(patch, config.train.output_dir / BANK / patch.stem, pyramid, ScaleSettings.from_config(config),
+                            patch_seed(config.train.seed, patch.name))
+    except UserError as error:
+        return patch.name, None, str(error)
+    return patch.name, state, ""
 
 
 def read_bank(config: Config) -> list[dict[str, str]]:
@@ -498,8 +477,6 @@ class SinGANBank(Family):
     @classmethod
     def check(cls, config: Config, command: str) -> None:
         s = config.singan
-        if len(s.sample_size) != 2:
-            raise config.error("singan", "sample_size", "expected [height factor, width factor]")
         if s.injection_scale > 0 and s.sample_size != [1.0, 1.0]:
             raise config.error("singan", "sample_size", "injected samples keep the source's size; set [1.0, 1.0] or injection_scale = 0")
 
@@ -508,13 +485,7 @@ class SinGANBank(Family):
         output = config.train.output_dir
         start_output_folder(config, "train", "train.log")
         patches = chosen_patches(config, config.need("dataset", "train_dir", "training a SinGAN bank"), "train_dir")
-        for patch in patches:
-            _pyramid(config, patch)  # a pyramid the config cannot make is refused before any training
-        workers = min(config.singan.workers, len(patches))
-        log.info("SinGAN bank: %d patches of %s (%s = %r), %d scales at %d², %d iterations per scale, %d worker(s) → %s",
-                 len(patches), config.dataset.train_dir, config.singan.filter_column, config.singan.filter_value,
-                 _pyramid(config, patches[0]).scales, config.model.image_size, config.singan.steps_per_scale, workers, output / BANK)
-        by_name = {p.name: p for p in patches}
+        pyramids = {p.name: _pyramid(config, p) for p in patches}  # a pyramid the config cannot make is refused before any training
         results: dict[str, tuple[dict[str, Any] | None, str]] = {}
         for patch in patches:  # unlearnable and finished entries are not sent to a worker
             try:
@@ -523,11 +494,18 @@ class SinGANBank(Family):
                 log.error("  %s failed: %s", patch.name, error)
                 results[patch.name] = (None, str(error))
                 continue
-            state = _finished_state(output / BANK / patch.stem, _pyramid(config, patch))
+            state = _finished_state(output / BANK / patch.stem, pyramids[patch.name])
             if state is not None:
                 log.info("  %s: already trained", patch.name)
                 results[patch.name] = (state, "")
         todo = [p for p in patches if p.name not in results]
+        workers = max(1, min(config.singan.workers, len(todo)))
+        log.info("SinGAN bank: %d patches of %s (%s = %r), %d to train: %d scales at %d², %d iterations per scale, %d worker(s) → %s",
+                 len(patches), config.dataset.train_dir, config.singan.filter_column, config.singan.filter_value, len(todo),
+                 pyramids[patches[0].name].scales, config.model.image_size, config.singan.steps_per_scale, workers, output / BANK)
+
+        def write_manifest() -> None:  # after every patch, so a killed bank still lists what it finished
+            atomic_write_csv(output / MANIFEST, [_bank_row(p, config, *results[p.name]) for p in patches if p.name in results])
 
         def record(outcome: tuple[str, dict[str, Any] | None, str]) -> None:
             name, state, error = outcome
@@ -536,20 +514,18 @@ class SinGANBank(Family):
                 log.error("  %s failed: %s", name, error)
             else:
                 log.info("  %s: done (%d scales, %.1f min)", name, len(state["shapes"]), sum(state["seconds"]) / 60)
-            rows = [_bank_row(by_name[n], config, *results[n]) for n in by_name if n in results]
-            atomic_write_csv(output / MANIFEST, rows)
+            write_manifest()
 
-        workers = min(workers, max(1, len(todo)))
+        arguments = ([str(config.path)] * len(todo), todo, [pyramids[p.name] for p in todo])
         if workers == 1:
-            for patch in todo:
-                record(_train_one(str(config.path), patch.name, 0))
-        elif todo:
+            for outcome in map(_train_one, *arguments, [0] * len(todo)):
+                record(outcome)
+        else:
             threads = max(1, (os.cpu_count() or 1) // workers)
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-                for outcome in pool.map(_train_one, [str(config.path)] * len(todo), [p.name for p in todo], [threads] * len(todo)):
+                for outcome in pool.map(_train_one, *arguments, [threads] * len(todo)):
                     record(outcome)
-        if not todo:
-            atomic_write_csv(output / MANIFEST, [_bank_row(p, config, *results[p.name]) for p in patches])
+        write_manifest()
         failed = [name for name, (_, error) in results.items() if error]
         log.info("Bank: %d trained, %d failed → %s", len(results) - len(failed), len(failed), output / MANIFEST)
         log.info("Report: %s", write_command_report(config, output, "training"))
@@ -574,7 +550,7 @@ class SinGANBank(Family):
                 raise config.error("singan", "injection_scale", f"{row['patch']}'s SinGAN has {model.pyramid.scales} scales (0 to "
                                    f"{model.pyramid.scales - 1})")
             images = model.sample(count, patch_seed(seed, patch.name), injection_scale=s.injection_scale,
-                                  inject=patch.image if inject is None else _resize(inject, patch.image.shape),
+                                  inject=patch.image if inject is None else resize_image(inject, patch.image.shape),
                                   size=tuple(s.sample_size))
             mask = patch.mask if s.injection_scale > 0 and inject is None else None
             yield row, patch, images, mask
@@ -585,10 +561,10 @@ class SinGANBank(Family):
         rows = []
         for bank_row, patch, images, mask in cls._samples(config, count, seed):
             for index, image in enumerate(images):
-                name = f"{patch.stem}_singan_s{seed}_{index:03d}.png"
+                name = sample_file_name(patch, seed, index)
                 write_png(output_dir / "images" / name, _to_pixels(image, patch.max_value))
                 if mask is not None:
-                    write_png(output_dir / "masks" / name, (_resize(mask, image.shape) >= 0.5).astype(np.uint8) * 255)
+                    write_png(output_dir / "masks" / name, (resize_image(mask, image.shape) >= 0.5).astype(np.uint8) * 255)
                 rows.append({"image": name, "source_patch": patch.name, "source_image": bank_row["source_image"],
                              "class": bank_row["class"], "injection_scale": s.injection_scale, "seed": seed, "index": index,
                              "task": "singan", "status": "written", **({"mask": name} if mask is not None else {})})
@@ -601,7 +577,7 @@ class SinGANBank(Family):
         bank = read_bank(config)
         per_patch = max(2, math.ceil(config.eval.num_samples / len(bank)))
         extractor = configured_extractor(config)
-        drawn = [(row, patch, np.stack([_resize(image, patch.image.shape) for image in images]))
+        drawn = [(row, patch, np.stack([resize_image(image, patch.image.shape) for image in images]))
                  for row, patch, images, _ in cls._samples(config, per_patch, config.infer.seed)]
         rng = np.random.default_rng(config.infer.seed)
         rows = []
@@ -609,12 +585,12 @@ class SinGANBank(Family):
             closeness = ssim_matrix(stack, patch.image[None])[:, 0]
             pairs = ssim_matrix(stack, stack)[np.triu_indices(len(stack), 1)]
             noise = np.clip(rng.normal(patch.image.mean(), patch.image.std(), stack.shape), 0.0, 1.0).astype(np.float32)
-            others = np.stack([other.image for _, other, _ in drawn if other.name != patch.name] or [patch.image])
+            others = [other.image for _, other, _ in drawn if other.name != patch.name]
             rows.append({"patch": patch.name, "class": bank_row["class"], "samples": len(stack),
                          "sifid": float(np.mean(sifid(extractor, stack, patch.image))),
                          # references: what SIFID is for noise of the source's mean/std, and for the bank's other sources
                          "sifid_noise": float(np.mean(sifid(extractor, noise, patch.image))),
-                         "sifid_other_sources": float(np.mean(sifid(extractor, others, patch.image))) if len(drawn) > 1 else "",
+                         "sifid_other_sources": float(np.mean(sifid(extractor, np.stack(others), patch.image))) if others else "",
                          "diversity_pixel_std": pixel_diversity(stack, patch.image),
                          "pairwise_ssim": float(pairs.mean()), "ssim_to_source_mean": float(closeness.mean()),
                          "ssim_to_source_max": float(closeness.max()), "reconstruction_rmse": float(bank_row["reconstruction_rmse"])})
@@ -632,7 +608,7 @@ class SinGANBank(Family):
             log.warning("The synthetic-image evaluation against real patches is skipped: [dataset] test_dir is not set in %s.", config.path)
             return 0
         real = chosen_patches(config, test_dir, "test_dir")
-        names = [f"{Path(row['patch']).stem}_singan_s{config.infer.seed}_{i:03d}.png" for row in bank for i in range(per_patch)]
+        names = [sample_file_name(patch, config.infer.seed, i) for _, patch, stack in drawn for i in range(len(stack))]
         score_synthetic(config, output_dir, SyntheticArms(
             generated={"generator": np.concatenate(samples)}, names=names, real=np.stack([p.image for p in real]),
             real_names=[p.name for p in real], real_train=np.stack(sources)))

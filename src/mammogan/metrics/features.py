@@ -85,6 +85,7 @@ class FeatureExtractor:
         _, height, width, channels = model.inputs[0].shape
         self.input_size = None if height is None or width is None else (int(height), int(width))
         self.channels = int(channels)
+        self._patch_model: keras.Model | None = None  # built on the first patch_features call
 
     @property
     def has_classifier(self) -> bool:
@@ -107,10 +108,7 @@ class FeatureExtractor:
             raise ValueError(
                 f"{self.name}: expected float images in [0, 1], got {images.dtype} in [{images.min()}, {images.max()}]"
             )
-        outputs = [
-            self.model.predict_on_batch(self._network_input(images[start : start + self.batch_size]))
-            for start in range(0, images.shape[0], self.batch_size)
-        ]
+        outputs = self._predict(self.model, images)
         if not self.has_classifier:
             return Embedding(np.concatenate([np.asarray(o) for o in outputs]).astype(np.float64), None)
         features = np.concatenate([np.asarray(o[0]) for o in outputs]).astype(np.float64)
@@ -118,6 +116,11 @@ class FeatureExtractor:
         if scores.shape[1] == 1:  # sigmoid: P(class 1)
             scores = np.concatenate([1.0 - scores, scores], axis=1)
         return Embedding(features, scores)
+
+    def _predict(self, model: keras.Model, images: np.ndarray) -> list:
+        """`model`'s outputs for the images, batch by batch (memory stays bounded)."""
+        return [model.predict_on_batch(self._network_input(images[start : start + self.batch_size]))
+                for start in range(0, images.shape[0], self.batch_size)]
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """(N, H, W, 1) float images in [0, 1] → (N, D) float64 features."""
@@ -130,16 +133,15 @@ class FeatureExtractor:
         147² × 64 map before its first pooling, as SIFID uses; random_cnn: 32² × 64), so its statistics describe
         local texture rather than the whole image. SIFID compares these statistics.
         """
-        if getattr(self, "_patch_model", None) is None:
+        if self._patch_model is None:
             side = self.input_size[0] if self.input_size is not None else images.shape[1]
             maps = [layer for layer in self.model.layers if not isinstance(layer, keras.layers.InputLayer)
                     and len(layer.output.shape) == 4 and layer.output.shape[1] is not None and layer.output.shape[1] * 4 >= side]
             if not maps:
                 raise ValueError(f"{self.name}: no feature map of at least a quarter of the input side for patch statistics")
             self._patch_model = keras.Model(self.model.inputs, maps[-1].output)
-        outputs = [np.asarray(self._patch_model.predict_on_batch(self._network_input(images[start : start + self.batch_size])))
-                   for start in range(0, images.shape[0], self.batch_size)]
-        return [m.reshape(-1, m.shape[-1]).astype(np.float64) for batch in outputs for m in batch]
+        return [m.reshape(-1, m.shape[-1]).astype(np.float64) for batch in self._predict(self._patch_model, images)
+                for m in np.asarray(batch)]
 
 
 def keras_cache_file(file_name: str) -> Path:
