@@ -87,22 +87,22 @@ REFUSALS = {
     "generator key": ('[model]\ngenerator = "srresnet"\nspade = true\n',
                       "[model] spade is read by generator 'pix2pix_unet', not by generator 'srresnet'."),
     "discriminator key": (GAN + "d_blocks = 3\n",
-                          "[model] d_blocks is read by discriminator 'vgg', 'unet' or 'patchgan', not by discriminator 'dcgan'."),
+                          "[model] d_blocks is read by discriminator 'vgg', 'unet', 'patchgan' or 'patchgan70', not by discriminator 'dcgan'."),
     "family key": ('[model]\ntask = "srgan"\n[train]\nclass_weights = [1.0, 2.0]\n',
                    "[train] class_weights is read by family 'conditional', not by family 'srgan'."),
     "SRGAN without its adversarial phase": (
         '[train]\ngan_steps = 0\nadversarial_loss = "relativistic"\n',
         "[train] adversarial_loss is read by family 'srgan' only when [train] gan_steps > 0 (here [train] gan_steps = 0), "
-        "and by family 'dcgan', 'conditional' or 'mask_to_image'."),
+        "and by family 'dcgan', 'conditional', 'mask_to_image' or 'cyclegan'."),
     # The discriminator's own keys go with it, and the message says why it is not used.
     "discriminator key without the adversarial phase": (
         '[model]\nd_blocks = 3\n[train]\ngan_steps = 0\n',
-        "[model] d_blocks is read by discriminator 'vgg', 'unet' or 'patchgan'; [model] discriminator = \"vgg\" names "
+        "[model] d_blocks is read by discriminator 'vgg', 'unet', 'patchgan' or 'patchgan70'; [model] discriminator = \"vgg\" names "
         "discriminator 'vgg', but [model] discriminator is read by family 'srgan' only when [train] gan_steps > 0 "
-        "(here [train] gan_steps = 0), and by family 'dcgan', 'conditional' or 'mask_to_image'."),
+        "(here [train] gan_steps = 0), and by family 'dcgan', 'conditional', 'mask_to_image' or 'cyclegan'."),
     "trainer loop key of a benchmark": (
         '[model]\ntask = "utility"\n[train]\nstrategy = "mirrored"\n',
-        "[train] strategy is read by the trainer loop (of family 'srgan', 'dcgan', 'conditional' or 'mask_to_image'), "
+        "[train] strategy is read by the trainer loop (of family 'srgan', 'dcgan', 'conditional', 'mask_to_image' or 'cyclegan'), "
         "not by family 'utility'."),
     "adversarial loss key": (
         GAN + '[train]\nadversarial_loss = "nonsaturating"\nn_critic = 3\n',

@@ -96,7 +96,7 @@ TRAINER_LOOP = "the trainer loop"
 COMMAND_SECTIONS: dict[str, tuple[str, ...]] = {
     PREPARE_COMMAND: ("prepare",),
     AUGMENT_COMMAND: ("generator",),
-    RUN_COMMANDS: ("dataset", "model", "train", "eval", "infer", "utility", "singan"),
+    RUN_COMMANDS: ("dataset", "model", "train", "eval", "infer", "utility", "singan", "cyclegan"),
 }
 
 _AUGMENTATION_KEYS = {
@@ -219,6 +219,16 @@ CATALOG: dict[str, dict[str, Component]] = {
                        "lr_decay_factor", "gp_weight", "reconstruction_weight", "noise_amp", "workers", "injection_scale",
                        "sample_size"),
         }, when=(((above_zero("singan", "injection_scale"),), {"singan": ("inject_image",)}),)),
+        "cyclegan": _family("mammogan.families.cyclegan", _merge(_ADVERSARIAL, {
+            "dataset": ("train_dir", "valid_dir", "test_dir", "data_range", "min_crop_mean", "augment_flips"),
+            "model": ("image_size", "d_normalization"),
+            "train": ("gan_steps", "label_smoothing"),
+            "eval": ("output_dir", "num_samples", "feature_extractor", "kid_subsets", "kid_subset_size", "classifier_score_splits",
+                     "frd", "metrics", "comparison_crops"),
+            "infer": ("input_dir", "output_dir", "tile_size", "tile_overlap", "tile_batch", "seed"),
+            "cyclegan": ("domain_column", "domain_a", "domain_b", "zoom", "cycle_weight", "identity_weight", "pool_size",
+                         "direction", "dense_threshold"),
+        }), (_ADA,), generator=ANY_IMAGE, discriminator=(ANY_IMAGE,)),
         "domain_extractor": Component("mammogan.families.domain_extractor", {
             "dataset": ("train_dir", "valid_dir", "test_dir"),
             "model": ("image_size",),
@@ -237,6 +247,10 @@ CATALOG: dict[str, dict[str, Component]] = {
                                        takes=LATENT_CLASS),
         "pix2pix_unet": Component("mammogan.models.pix2pix", {"model": ("image_size", "latent_dim", "filters", "spade")},
                                   takes=MASK_LATENT),
+        "resnet_translator": Component("mammogan.models.cyclegan", {"model": ("filters", "blocks", "g_normalization")},
+                                       takes=ANY_IMAGE),
+        "unet_translator": Component("mammogan.models.cyclegan", {"model": ("filters", "blocks", "g_normalization")},
+                                     takes=ANY_IMAGE),
     },
     "discriminator": {
         "vgg": Component("mammogan.models.discriminators", {"model": ("d_filters", "d_blocks", "spectral_norm")}, takes=ANY_IMAGE),
@@ -247,6 +261,8 @@ CATALOG: dict[str, dict[str, Component]] = {
             "image_size", "d_filters", "spectral_norm", "d_normalization", "classes", "projection")}, takes=IMAGE_CLASS),
         "patchgan": Component("mammogan.models.pix2pix", {"model": ("image_size", "d_filters", "d_blocks", "spectral_norm", "d_normalization")},
                               takes=MASK_IMAGE),
+        "patchgan70": Component("mammogan.models.cyclegan", {"model": ("d_filters", "d_blocks", "spectral_norm", "d_normalization")},
+                                takes=ANY_IMAGE),
     },
     "classifier": {
         "small_resnet": Component("mammogan.models.classifier", {"model": ("image_size",), "utility": ("filters",)}),
@@ -269,6 +285,7 @@ CATALOG: dict[str, dict[str, Component]] = {
         "constant": Component("mammogan.train.optimizers"),
         "piecewise": Component("mammogan.train.optimizers", {"train": ("lr_decay_steps", "lr_decay_factor")}),
         "cosine": Component("mammogan.train.optimizers", {"train": ("pretrain_steps", "gan_steps")}),
+        "linear_decay": Component("mammogan.train.optimizers", {"train": ("pretrain_steps", "gan_steps")}),
     },
     "metric": {name: Component("mammogan.metrics.full_reference")
                for name in ("psnr", "ssim", "ms_ssim", "gmsd", "ms_gmsd", "mdsi", "haarpsi")},

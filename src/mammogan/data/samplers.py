@@ -268,6 +268,41 @@ class CropSampler:
         return index_stream(self.crop, spec, batch_size, start_index)
 
 
+class UnpairedCropSampler:
+    """Crop pairs (one of domain A, one of domain B, drawn independently) for unpaired translation; pair `i` depends
+    only on (seed, i). Crops are cut by CropRule at scale 1: uniform positions, `min_mean` moves them off film
+    background, flips/rot90 when `flips`."""
+
+    def __init__(self, domain_a: list[np.ndarray], domain_b: list[np.ndarray], side: int, flips: bool, seed: int,
+                 min_mean: float = 0.0) -> None:
+        self.domains = (domain_a, domain_b)
+        self.rule = CropRule(side, 1, 0.0, flips, min_mean)
+        self.seed = seed
+
+    def crop(self, images: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        image = images[int(rng.integers(len(images)))]
+        return self.rule.crop(GeneratorDraws(rng), image, image, None, None)[1]
+
+    def pair(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, int(index)])
+        return self.crop(self.domains[0], rng), self.crop(self.domains[1], rng)
+
+    def fixed(self, domain: int, count: int, seed: int) -> np.ndarray:
+        """`count` crops of one domain, (count, side, side) — the same for every epoch of a run (validation, tiles).
+
+        The images are taken in a seeded order, each once before any twice, so the first crops show different images.
+        """
+        rng = np.random.default_rng([seed, domain])
+        images = self.domains[domain]
+        order = rng.permutation(len(images))
+        return np.stack([self.rule.crop(GeneratorDraws(rng), image, image, None, None)[1][..., 0]
+                         for image in (images[order[i % len(images)]] for i in range(count))])
+
+    def dataset(self, batch_size: int, start_index: int) -> tf.data.Dataset:
+        spec = tf.TensorSpec(self.rule.shapes[1], tf.float32)
+        return index_stream(self.pair, (spec, spec), batch_size, start_index)
+
+
 class ShardSampler:
     """Aligned LR/HR/mask crops streamed from TFRecord shards (`[dataset] storage = "tfrecord"`), cut by CropSampler's CropRule.
 

@@ -72,7 +72,8 @@ class SyntheticArms:
     `generated` holds the model's arms ("generator" first, e.g. "step0_generator"), `names` the file names of the
     "generator" samples (as `infer` names them: the memorisation check's rows), `real` the held-out reference
     patches and `real_train` training patches (an arm of their own). Families with classes give the class ids
-    of the real set and of each arm in `real_labels` and `labels`.
+    of the real set and of each arm in `real_labels` and `labels`. `skip_memorisation`: why the memorisation check does
+    not apply (CycleGAN translates given images, which then look like them by design); None: it runs.
     """
 
     generated: dict[str, np.ndarray]
@@ -82,6 +83,7 @@ class SyntheticArms:
     real_train: np.ndarray | None = None
     real_labels: np.ndarray | None = None
     labels: dict[str, np.ndarray] = field(default_factory=dict)
+    skip_memorisation: str | None = None
 
 
 def evaluate_synthetic(config: Config, output_dir: Path, family: SyntheticFamily) -> list[dict[str, object]]:
@@ -166,7 +168,9 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
                  row["arm"], row["kid_mean"], row["kid_std"], row["fid"], row["precision"], row["recall"], row["coverage"],
                  _show(row["classifier_score"]), row["moment_distance"], _show(row["diversity_ms_ssim"]),
                  f"  FRD {row['frd']:.3f}" if "frd" in row else "")
-    if cfg.dataset.train_dir is None:
+    if arms.skip_memorisation:
+        log.info("Memorisation check not run: %s.", arms.skip_memorisation)
+    elif cfg.dataset.train_dir is None:
         log.warning("Memorisation check skipped: [dataset] train_dir is not set in %s.", cfg.path)
     else:  # the nearest training patch of every sample, the held-out reals as the not-a-copy reference
         check_against_training(cfg, arms.generated["generator"], arms.names, output_dir, "the memorisation check", extractor,

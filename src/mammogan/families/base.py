@@ -198,9 +198,19 @@ class GANFamily(Family):
             self.adversarial = ADVERSARIAL_LOSSES.get(cfg.train.adversarial_loss)
         if cfg.train.ema_decay > 0:
             self.ema = EMA(self.generator, cfg.train.ema_decay, build_generator)
-        if cfg.train.ada_target > 0:
-            self.ada = AdaptiveAugment(cfg.train.ada_target, cfg.train.ada_interval, cfg.train.ada_speed_images,
-                                       self.global_batch)
+        self.build_ada()
+
+    def build_ada(self) -> None:
+        """ADA's probability and accumulators, when `[train] ada_target` > 0 (inside the strategy scope)."""
+        cfg = self.config.train
+        if cfg.ada_target > 0:
+            self.ada = AdaptiveAugment(cfg.ada_target, cfg.ada_interval, cfg.ada_speed_images, self.global_batch)
+
+    def ada_objects(self) -> dict[str, Any]:
+        """ADA's p and the accumulators between its updates, for the checkpoint ({} without ADA)."""
+        if self.ada is None:
+            return {}
+        return {"ada_p": self.ada.p, "ada_r_t": self.ada.r_t, "ada_sign_sum": self.ada.sign_sum, "ada_count": self.ada.count}
 
     def d_normalization(self) -> str:
         """[model] d_normalization with "auto" resolved: layer norm for a Wasserstein critic, batch norm otherwise.
@@ -225,8 +235,7 @@ class GANFamily(Family):
             objects.update(discriminator=self.discriminator, d_optimizer=self.d_optimizer)
         if self.ema is not None:
             objects["ema"] = self.ema.shadow
-        if self.ada is not None:  # p and the accumulators between its updates
-            objects.update(ada_p=self.ada.p, ada_r_t=self.ada.r_t, ada_sign_sum=self.ada.sign_sum, ada_count=self.ada.count)
+        objects.update(self.ada_objects())
         for index, rate in enumerate(self.learning_rate_variables()):
             objects[f"learning_rate_{index}"] = rate  # a schedule's factor is not an optimizer variable
         return objects

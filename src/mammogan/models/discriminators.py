@@ -21,6 +21,8 @@ def _norm(kind: str, name: str) -> keras.layers.Layer | None:
         return keras.layers.BatchNormalization(name=name)
     if kind == "layer":
         return keras.layers.LayerNormalization(axis=[1, 2, 3], name=name)
+    if kind == "instance":  # one group per channel: per-image, per-channel statistics
+        return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
     return None
 
 

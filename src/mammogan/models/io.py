@@ -12,14 +12,15 @@ from ..errors import UserError
 from . import layers  # noqa: F401  (registers the custom layers saved generators use)
 
 
-def generator_path(config: Config) -> Path:
-    """The best generator of the run (EMA weights when enabled), else the final one."""
+def generator_path(config: Config, file_name: str = "generator.keras") -> Path:
+    """The best generator of the run (EMA weights when enabled), else the final one; `file_name` for families with
+    several (CycleGAN's generator_a_to_b.keras)."""
     models = config.train.output_dir / "models"
     for name in ("best", "final"):
-        path = models / name / "generator.keras"
+        path = models / name / file_name
         if path.is_file():
             return path
-    raise UserError(f"{models}: no trained generator (models/best/generator.keras). Run `1.train` for {config.path} first.")
+    raise UserError(f"{models}: no trained generator (models/best/{file_name}). Run `1.train` for {config.path} first.")
 
 
 def load_model(path: Path) -> keras.Model:

@@ -74,6 +74,25 @@ class Upsample(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale, "method": self.method}
 
 
+@keras.saving.register_keras_serializable(package="mammogan")
+class ReflectionPad2D(keras.layers.Layer):
+    """Mirror-pad both spatial axes by `pad` (no edge row repeated), so borders look like the image, not black frames."""
+
+    def __init__(self, pad: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.pad = pad
+
+    def call(self, inputs):
+        return tf.pad(inputs, [[0, 0], [self.pad, self.pad], [self.pad, self.pad], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, input_shape):
+        grow = lambda side: None if side is None else side + 2 * self.pad  # noqa: E731
+        return (input_shape[0], grow(input_shape[1]), grow(input_shape[2]), input_shape[3])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pad": self.pad}
+
+
 def conv(filters: int, kernel: int = 3, strides: int = 1, spectral_norm: bool = False, name: str | None = None, **kwargs) -> keras.layers.Layer:
     return _maybe_spectral(keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", name=name, **kwargs), spectral_norm)
 

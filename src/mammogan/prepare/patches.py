@@ -23,6 +23,7 @@ class PatchRecord:
     lesion_class: str
     box: list[int]  # x0, y0, x1, y1 in prepared-image pixels
     zoom: float
+    severity: str = ""  # the lesion's, as its source writes it (MIAS B/M, CBIS BENIGN/MALIGNANT); empty when unknown or normal
 
 
 def _window(cx: float, cy: float, side: int, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
@@ -68,7 +69,8 @@ def cut_patches(source: SourceImage, split: str, image: np.ndarray, masks: dict[
                 continue
             name = f"{source.image_id}_{lesion.lesion_class}{index}_z{zoom:g}.png"
             _save(settings, split, name, image, masks[lesion.lesion_class], box)
-            records.append(PatchRecord(name, source.image_id, split, lesion.lesion_class, list(box), zoom))
+            records.append(PatchRecord(name, source.image_id, split, lesion.lesion_class, list(box), zoom,
+                                       lesion.severity or ""))
     records.extend(_normal_patches(source, split, image, masks["any"], region, settings))
     return records
 

@@ -190,9 +190,14 @@ def _job(args: tuple[SourceImage, str, PrepareSettings, str]) -> tuple[str, dict
     return source.image_id, record, None
 
 
+# Raised when a record gains fields (2: patch severity), so records written before are redone rather than read without them.
+RECORD_FORMAT = 2
+
+
 def _fingerprint(settings: PrepareSettings, source: SourceImage, split: str) -> str:
     """What an image's outputs depend on besides its file: a record with another fingerprint is stale."""
-    payload = {"settings": settings.output_values(), "split": split, "lesions": [lesion.as_dict() for lesion in source.lesions]}
+    payload = {"settings": settings.output_values(), "split": split, "lesions": [lesion.as_dict() for lesion in source.lesions],
+               "record_format": RECORD_FORMAT}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -29,6 +29,28 @@ def cosine_schedule(learning_rate: float, config: Config) -> keras.optimizers.sc
     return keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
 
 
+@keras.saving.register_keras_serializable(package="mammogan")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """The rate held for the first half of `steps`, then falling linearly to 0 at the last step (CycleGAN's)."""
+
+    def __init__(self, learning_rate: float, steps: int) -> None:
+        self.learning_rate = learning_rate
+        self.steps = steps
+
+    def __call__(self, step):
+        half = self.steps / 2.0
+        remaining = (self.steps - keras.ops.cast(step, "float32")) / max(self.steps - half, 1.0)
+        return self.learning_rate * keras.ops.clip(remaining, 0.0, 1.0)
+
+    def get_config(self) -> dict:
+        return {"learning_rate": self.learning_rate, "steps": self.steps}
+
+
+@SCHEDULES.register("linear_decay")
+def linear_decay_schedule(learning_rate: float, config: Config) -> keras.optimizers.schedules.LearningRateSchedule:
+    return LinearDecay(learning_rate, max(config.train.pretrain_steps + config.train.gan_steps, 1))
+
+
 class ScaledSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """A schedule times a factor variable: reduce-on-plateau and collapse rollbacks lower a scheduled rate through it."""
 

@@ -167,6 +167,25 @@ def gan_tile(path: Path, epoch: int, samples: np.ndarray, real: np.ndarray, metr
     _save(path, np.vstack([header, fake_grid, label, real_grid]))
 
 
+def translation_tile(path: Path, epoch: int, rows: list[tuple[str, np.ndarray]], metrics: dict[str, float]) -> None:
+    """Labelled rows of equally many crops (CycleGAN: A, A → B, A → B → A, B, ...) in their true grey levels,
+    so a density change shows as a change of brightness; a gap separates each source's group of three."""
+    columns = max(len(images) for _, images in rows)
+    cell = 128 if rows[0][1].shape[1] <= 128 else rows[0][1].shape[1]
+    parts = []
+    header_width = columns * (cell + 4) + 4
+    header = np.full((HEADER, header_width, 3), BACKGROUND, np.uint8)
+    _text(header, f"epoch {epoch}   " + "   ".join(f"{k.split('/')[-1]} {v:.4f}" for k, v in metrics.items()), 8, 22, 0.5)
+    parts.append(header)
+    for index, (name, images) in enumerate(rows):
+        if index and index % 3 == 0:
+            parts.append(np.full((LABEL, header_width, 3), BACKGROUND, np.uint8))
+        grid = _grid(images, columns, cell)
+        _text(grid, name, 8, 20, 0.5, INSET_COLOUR)
+        parts.append(grid)
+    _save(path, np.vstack(parts))
+
+
 SINGAN_CELL = 128  # displayed side of every scale's image, so coarse scales are seen pixel by pixel
 
 
