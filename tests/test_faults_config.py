@@ -106,7 +106,7 @@ NETWORKS = {
         "an LR image, but generator 'dcgan' takes a latent vector. Generators that fit: 'srresnet', 'edsr', 'rrdb'.",)),
     "pair discriminator for a DCGAN": ('[model]\ntask = "dcgan"\ngenerator = "dcgan"\ndiscriminator = "patchgan"\n', (
         "[model] discriminator = 'patchgan' does not fit [model] task = 'dcgan'",
-        "Discriminators that fit: 'vgg', 'unet', 'dcgan'.")),
+        "Discriminators that fit: 'vgg', 'unet', 'dcgan', 'patchgan70'.")),
     "unconditional generator for a conditional GAN": ('[model]\ntask = "conditional"\ngenerator = "dcgan"\n', (
         "takes [latent, class], but generator 'dcgan' takes a latent vector", "Generators that fit: 'conditional_dcgan'.")),
     "SR generator for mask-to-image": ('[model]\ntask = "mask_to_image"\ngenerator = "srresnet"\n', (

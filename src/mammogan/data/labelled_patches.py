@@ -138,6 +138,10 @@ def synthetic_patches(config: Config, synthetic_dir: Path, count: int, size: int
     _check_gan_training_data(synthetic_dir, held_out)
     rows = _read_csv(synthetic_dir / "manifest.csv", ("image",), "`mammogan infer` of a synthetic-image GAN")
     written = [row for row in rows if row.get("status", "written") == "written"]
+    leaked = sorted({row["source_patch"] for row in written if row.get("source_patch") in set(held_out)})
+    if leaked:  # a translation (CycleGAN) or an injected sample (SinGAN) keeps its source's geometry
+        raise DataError(f"{synthetic_dir / 'manifest.csv'}: {len(leaked)} images derive from validation/test patches of "
+                        f"this benchmark (source_patch {leaked[0]}, ...); they would leak those patches into training.")
     if len(written) < count:
         raise config.error("utility", "synthetic_ratio", f"needs {count} synthetic images but {synthetic_dir} holds "
                            f"{len(written)}; sample more ([infer] num_samples of the GAN project) or lower the ratio")

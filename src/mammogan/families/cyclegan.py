@@ -97,6 +97,12 @@ class CycleGAN(GANFamily):
         self.cycle_weight = cfg.cyclegan.cycle_weight
         self.identity_weight = cfg.cyclegan.identity_weight * cfg.cyclegan.cycle_weight
         self.real_logits_needed = cfg.train.adversarial_loss == "relativistic"
+        differences = [f"{key} = {value!r} (paper {paper!r})" for key, value, paper in (
+            ("adversarial_loss", cfg.train.adversarial_loss, "lsgan"), ("lr_schedule", cfg.train.lr_schedule, "linear_decay"),
+            ("g_learning_rate", cfg.train.g_learning_rate, 2e-4), ("d_learning_rate", cfg.train.d_learning_rate, 2e-4),
+            ("beta_1", cfg.train.beta_1, 0.5)) if value != paper]
+        if differences:  # [train] keys are shared by every family, so their defaults are not CycleGAN's
+            log.info("CycleGAN settings that differ from Zhu et al. 2017: [train] %s.", ", ".join(differences))
 
     def d_normalization(self) -> str:
         """auto → instance norm, the paper's PatchGAN; layer norm needs a fixed image size, which a translator's D has not."""

@@ -32,8 +32,13 @@ log = get_logger("infer")
 def translate_image(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, multiple: int, tile: int, overlap: int,
                     batch: int) -> np.ndarray:
     """A whole 2-D image in [0, 1], mirror-padded to sides that are multiples of `multiple`, translated in blended
-    tiles (as SR inference), cropped back."""
+    tiles (as SR inference), cropped back.
+
+    Tile starts stay multiples of `multiple` (the overlap is rounded down to one), so every tile sees the strided
+    convolutions' sampling grid of the whole image: with a local translator the tiles then equal the whole image.
+    """
     height, width = image.shape
+    overlap = min(overlap, tile // 2) // multiple * multiple
     pad_h, pad_w = -height % multiple, -width % multiple
     padded = np.pad(image, ((0, pad_h), (0, pad_w)), mode="reflect") if pad_h or pad_w else image
 

@@ -47,13 +47,17 @@ class ImagePool:
             image = images[index]
             count = self.count.read_value()
             if count < self.size:
-                self.images.scatter_nd_update([[count]], image[None])
+                self._store(count, image)
                 self.count.assign(count + 1)
                 returned = returned.write(index, image)
             elif coins[index] < 0.5:
                 slot = slots[index]
                 returned = returned.write(index, self.images[slot])
-                self.images.scatter_nd_update([[slot]], image[None])
+                self._store(slot, image)
             else:
                 returned = returned.write(index, image)
         return returned.stack()
+
+    def _store(self, slot: tf.Tensor, image: tf.Tensor) -> None:
+        """Put `image` in `slot` (a whole-tensor assign: on-read variables have no scatter update)."""
+        self.images.assign(tf.tensor_scatter_nd_update(self.images.read_value(), [[slot]], image[None]))
