@@ -205,6 +205,11 @@ def test_train_lowers_cycle_loss_then_evaluate_and_infer(tmp_path, prepared_samp
     for metric in ("psnr", "ssim", "ms_gmsd", "mdsi", "haarpsi"):
         assert generator[f"{metric}_translation"] != "" and generator[f"{metric}_cycle"] != ""
     assert 0 < float(generator["dense_fraction"]) < 1
+    noise = next(r for r in rows if r["direction"] == "a_to_b" and r["arm"] == "gaussian_noise")
+    for row in (generator, noise):  # classifier two-sample tests on the extractor's and on texture features
+        assert 0.0 <= float(row["c2st"]) <= 1.0 and float(row["c2st_ci_low"]) <= float(row["c2st"]) <= float(row["c2st_ci_high"])
+    assert float(noise["texture_c2st"]) > 0.9  # noise is told from real patches by its texture at once
+    assert (project / "output" / "evaluation" / "a_to_b" / "power_spectrum.png").is_file()
     assert (project / "output" / "evaluation" / "a_to_b" / "comparison.png").is_file()
 
     test_split = prepared_sample / "patches" / "test"

@@ -242,9 +242,10 @@ CATALOG: dict[str, dict[str, Component]] = {
                               takes=LR_IMAGE),
         "edsr": Component("mammogan.models.edsr", {"model": ("scale", "filters", "blocks", "global_skip")}, takes=LR_IMAGE),
         "rrdb": Component("mammogan.models.rrdb", {"model": ("scale", "filters", "blocks", "global_skip")}, takes=LR_IMAGE),
-        "dcgan": Component("mammogan.models.gan_generators", {"model": ("image_size", "latent_dim", "filters")}, takes=LATENT),
-        "conditional_dcgan": Component("mammogan.models.conditional", {"model": ("image_size", "latent_dim", "filters", "classes")},
-                                       takes=LATENT_CLASS),
+        "dcgan": Component("mammogan.models.gan_generators", {"model": ("image_size", "latent_dim", "filters", "upsampling")},
+                           takes=LATENT),
+        "conditional_dcgan": Component("mammogan.models.conditional", {"model": (
+            "image_size", "latent_dim", "filters", "classes", "upsampling")}, takes=LATENT_CLASS),
         "pix2pix_unet": Component("mammogan.models.pix2pix", {"model": ("image_size", "latent_dim", "filters", "spade")},
                                   takes=MASK_LATENT),
         "resnet_translator": Component("mammogan.models.cyclegan", {"model": ("filters", "blocks", "g_normalization")},
@@ -293,6 +294,7 @@ CATALOG: dict[str, dict[str, Component]] = {
         "inception": Component("mammogan.metrics.features", {"eval": ("extractor_weights",)}),
         "random_cnn": Component("mammogan.metrics.features", {"train": ("seed",)}),
         "domain": Component("mammogan.metrics.features", {"eval": ("extractor_weights",)}),
+        "texture": Component("mammogan.metrics.texture"),
     },
     "diffaugment": {name: Component("mammogan.train.stabilisers") for name in ("color", "translation", "cutout")},
     "augmentation": {

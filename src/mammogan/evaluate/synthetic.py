@@ -21,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..visual.plots import plot_power_spectra
 from ..visual.tiles import gan_tile
 from ..config.loader import Config
 from ..data.patch_dataset import load_patches
@@ -37,12 +38,16 @@ from ..metrics.distribution import (
     prdc,
 )
 from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim_min_size, ms_ssim_scales_that_fit
+from ..metrics.texture import TextureExtractor, radial_power_spectrum
+from ..metrics.two_sample import classifier_two_sample_test
 from ..core.io import atomic_write_csv
 from ..core.logs import get_logger
 from ..metrics.numpy_metrics import moment_distance
 from ..metrics.memorisation import check_against_training, configured_extractor, patch_names
 
 log = get_logger("evaluate")
+
+C2ST_FOLDS = 5
 
 
 def _show(value: object) -> str:
@@ -126,7 +131,10 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
     if not scales:
         log.info("diversity_ms_ssim left empty: %d px images are smaller than one SSIM window (%d px).",
                  min(real.shape[1:]), ms_ssim_min_size(1))
-    real_features = extractor.features(real[..., None])
+    standardise = Standardiser(extractor, real)
+    real_features = standardise(extractor.features(real[..., None]))
+    texture = None if extractor.name == TextureExtractor.name else TextureExtractor()
+    real_texture = Standardiser(texture, real) if texture is not None else None
     count = len(arms.generated["generator"])
     rng = np.random.default_rng(cfg.infer.seed)
     sets = {**arms.generated,
@@ -136,16 +144,18 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
     rows = []
     for arm, images in sets.items():
         embedding = extractor.embed(images[..., None])
-        kernel = kid(real_features, embedding.features, subsets=cfg.eval.kid_subsets,
+        features = standardise(embedding.features)
+        kernel = kid(real_features, features, subsets=cfg.eval.kid_subsets,
                      subset_size=cfg.eval.kid_subset_size, seed=cfg.train.seed)
-        quality = prdc(real_features, embedding.features, k=min(5, len(real) - 1, len(images) - 1))
+        quality = prdc(real_features, features, k=min(5, len(real) - 1, len(images) - 1))
         score = None
         if embedding.probabilities is not None:
             score = classifier_score(embedding.probabilities, splits=min(cfg.eval.classifier_score_splits, len(images)))
         row: dict[str, object] = {
             "arm": arm, "extractor": extractor.name, "samples": len(images), "real": len(real),
             "kid_mean": kernel.mean, "kid_std": kernel.std,
-            "fid": fid(real_features, embedding.features),  # biased upwards at small sample counts: compare arms, not papers
+            "fid": fid(real_features, features),  # biased upwards at small sample counts: compare arms, not papers
+            **_c2st_columns("c2st", real_features, features, cfg.train.seed),
             "precision": quality.precision, "recall": quality.recall,
             "density": quality.density, "coverage": quality.coverage,
             "classifier_score": score.mean if score else "", "classifier_score_std": score.std if score else "",
@@ -154,19 +164,27 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
             if scales else "",
             "diversity_ms_ssim_scales": scales,
         }
+        if real_texture is not None:  # texture statistics beside any network's features: what those may not see
+            arm_texture = real_texture(texture.features(images))
+            row["texture_kid"] = kid(real_texture.reference, arm_texture, subsets=cfg.eval.kid_subsets,
+                                     subset_size=cfg.eval.kid_subset_size, seed=cfg.train.seed).mean
+            row.update(_c2st_columns("texture_c2st", real_texture.reference, arm_texture, cfg.train.seed))
         if arms.real_labels is not None:
-            row.update(_per_class_kid(cfg, real_features, arms.real_labels, embedding.features, arms.labels.get(arm)))
+            row.update(_per_class_kid(cfg, real_features, arms.real_labels, features, arms.labels.get(arm)))
         if cfg.eval.frd:
             row["frd"] = frechet_radiomics_distance(real, images)
         rows.append(row)
         if arm == "generator":
             gan_tile(output_dir / "samples.png", 0, images[:32], real, {})
     atomic_write_csv(output_dir / "evaluation.csv", rows)
+    write_power_spectra(output_dir, real, sets)
     log.info("Synthetic-image evaluation (%s features, %d real patches) → %s", extractor.name, len(real), output_dir / "evaluation.csv")
     for row in rows:
-        log.info("  %-16s KID %.4f ± %.4f  FID %.2f  precision %.2f  recall %.2f  coverage %.2f  classifier score %s  moments %.3f  MS-SSIM %s%s",
-                 row["arm"], row["kid_mean"], row["kid_std"], row["fid"], row["precision"], row["recall"], row["coverage"],
-                 _show(row["classifier_score"]), row["moment_distance"], _show(row["diversity_ms_ssim"]),
+        log.info("  %-16s KID %.4f ± %.4f  FID %.2f  C2ST %.2f  precision %.2f  recall %.2f  coverage %.2f  classifier score %s  "
+                 "moments %.3f  MS-SSIM %s%s%s",
+                 row["arm"], row["kid_mean"], row["kid_std"], row["fid"], row["c2st"], row["precision"], row["recall"],
+                 row["coverage"], _show(row["classifier_score"]), row["moment_distance"], _show(row["diversity_ms_ssim"]),
+                 f"  texture KID {row['texture_kid']:.4f} C2ST {row['texture_c2st']:.2f}" if "texture_kid" in row else "",
                  f"  FRD {row['frd']:.3f}" if "frd" in row else "")
     if arms.skip_memorisation:
         log.info("Memorisation check not run: %s.", arms.skip_memorisation)
@@ -176,6 +194,43 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
         check_against_training(cfg, arms.generated["generator"], arms.names, output_dir, "the memorisation check", extractor,
                                held_out=(real, arms.real_names))
     return rows
+
+
+class Standardiser:
+    """Scales features by the real set's per-feature mean and standard deviation when the extractor asks for it
+    (texture statistics mix units: grey levels, log powers, GLCM ratios); network features pass unchanged."""
+
+    def __init__(self, extractor: object, real: np.ndarray) -> None:
+        self.active = bool(getattr(extractor, "standardise", False))
+        raw = extractor.features(real[..., None]) if self.active else None
+        self.mean = raw.mean(axis=0) if raw is not None else None
+        self.scale = np.where(raw.std(axis=0) > 1e-12, raw.std(axis=0), 1.0) if raw is not None else None
+        self.reference = self(raw) if raw is not None else None
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return (features - self.mean) / self.scale if self.active else features
+
+
+def _c2st_columns(prefix: str, real: np.ndarray, other: np.ndarray, seed: int) -> dict[str, object]:
+    """C2ST accuracy with its 95 % interval over 5 folds ("" when a set has fewer than 5 images)."""
+    if min(len(real), len(other)) < C2ST_FOLDS:
+        return {prefix: "", f"{prefix}_ci_low": "", f"{prefix}_ci_high": ""}
+    test = classifier_two_sample_test(real, other, folds=C2ST_FOLDS, seed=seed)
+    return {prefix: test.accuracy, f"{prefix}_ci_low": test.ci_low, f"{prefix}_ci_high": test.ci_high}
+
+
+POWER_SPECTRUM_BINS = 32
+
+
+def write_power_spectra(output_dir: Path, real: np.ndarray, sets: dict[str, np.ndarray]) -> None:
+    """power_spectrum.png (mean ± sd of the real patches' radial power spectra, each arm's mean) and its table."""
+    frequencies = (np.arange(POWER_SPECTRUM_BINS) + 0.5) * 0.5 / POWER_SPECTRUM_BINS
+    spectra = {name: np.stack([radial_power_spectrum(image, POWER_SPECTRUM_BINS) for image in images])
+               for name, images in {"real": real, **sets}.items()}
+    plot_power_spectra(output_dir / "power_spectrum.png", frequencies, spectra)
+    rows = [{"frequency": float(f), **{f"{name}_log10_power": float(np.log10(np.maximum(values, 1e-20)).mean(axis=0)[i])
+                                      for name, values in spectra.items()}} for i, f in enumerate(frequencies)]
+    atomic_write_csv(output_dir / "power_spectrum.csv", rows)
 
 
 def _per_class_kid(config: Config, real: np.ndarray, real_labels: np.ndarray, fake: np.ndarray,

@@ -26,13 +26,13 @@ def _embedding(count: int, dim: int, name: str, labels: keras.KerasTensor) -> ke
 
 @GENERATORS.register("conditional_dcgan")
 def build_conditional_generator(image_size: int = 64, latent_dim: int = 128, filters: int = 64,
-                                classes: list[str] | None = None) -> keras.Model:
+                                classes: list[str] | None = None, upsampling: str = "nearest") -> keras.Model:
     """DCGAN generator on [latent, learned class embedding] (the embedding has the latent's size)."""
     count = _class_count(classes)
     latent = keras.Input((latent_dim,), name="latent")
     labels = keras.Input((1,), dtype="int32", name="class_id")
     code = keras.layers.Concatenate(name="latent_and_class")([latent, _embedding(count, latent_dim, "class_embedding", labels)])
-    return keras.Model([latent, labels], dcgan_synthesis(code, image_size, filters), name="conditional_dcgan_generator")
+    return keras.Model([latent, labels], dcgan_synthesis(code, image_size, filters, upsampling), name="conditional_dcgan_generator")
 
 
 @DISCRIMINATORS.register("conditional_dcgan")

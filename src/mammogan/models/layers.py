@@ -93,6 +93,46 @@ class ReflectionPad2D(keras.layers.Layer):
         return {**super().get_config(), "pad": self.pad}
 
 
+@keras.saving.register_keras_serializable(package="mammogan")
+class ICNR(keras.initializers.Initializer):
+    """ICNR (Aitken et al. 2017): a sub-pixel conv kernel whose `scale`² output phases start as copies of one base
+    kernel, so conv + depth-to-space starts as nearest-neighbour upsampling of a plain conv: no checkerboard at init."""
+
+    def __init__(self, scale: int = 2, seed: int | None = None) -> None:
+        self.scale = scale
+        self.seed = seed
+
+    def __call__(self, shape, dtype=None):
+        *kernel, channels_in, channels_out = shape
+        phases = self.scale * self.scale
+        if channels_out % phases:
+            raise ValueError(f"ICNR: {channels_out} output channels do not split into {phases} sub-pixel phases")
+        base = keras.initializers.GlorotUniform(self.seed)((*kernel, channels_in, channels_out // phases), dtype=dtype)
+        return keras.ops.tile(base, (1,) * (len(kernel) + 1) + (phases,))  # channel (phase·C + c) = base channel c
+
+    def get_config(self) -> dict:
+        return {"scale": self.scale, "seed": self.seed}
+
+
+UPSAMPLING = ("nearest", "bilinear", "subpixel", "transposed")
+
+
+def upsample2x(x, filters: int, name: str, method: str, kernel: int = 3, use_bias: bool = False):
+    """×2 upsampling with a learned conv, by `[model] upsampling`: resize ("nearest" or "bilinear") then conv; conv to
+    4·filters then depth-to-space with ICNR ("subpixel"); or a 4×4 stride-2 transposed conv ("transposed", the
+    classic DCGAN step, kept for comparison: its uneven kernel overlap leaves checkerboard artefacts)."""
+    if method in ("nearest", "bilinear"):
+        x = keras.layers.UpSampling2D(2, interpolation=method, name=f"{name}_resize")(x)
+        return keras.layers.Conv2D(filters, kernel, padding="same", use_bias=use_bias, name=f"{name}_conv")(x)
+    if method == "subpixel":
+        x = keras.layers.Conv2D(filters * 4, kernel, padding="same", use_bias=use_bias, kernel_initializer=ICNR(2),
+                                name=f"{name}_conv")(x)
+        return DepthToSpace(2, name=f"{name}_shuffle")(x)
+    if method == "transposed":
+        return keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=use_bias, name=f"{name}_conv")(x)
+    raise ValueError(f"upsampling must be one of {UPSAMPLING}, got {method!r}")
+
+
 def conv(filters: int, kernel: int = 3, strides: int = 1, spectral_norm: bool = False, name: str | None = None, **kwargs) -> keras.layers.Layer:
     return _maybe_spectral(keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", name=name, **kwargs), spectral_norm)
 

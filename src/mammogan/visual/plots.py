@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -36,6 +37,29 @@ def plot_history(csv_path: Path, png_path: Path) -> None:
     figure.tight_layout()
     with atomic_path(png_path) as temp:
         figure.savefig(temp, format="png", dpi=90)
+    plt.close(figure)
+
+
+def plot_power_spectra(png_path: Path, frequencies: np.ndarray, spectra: dict[str, np.ndarray]) -> None:
+    """Radial power spectra (N, bins) per set as mean ± one standard deviation on a log scale; the first set is the
+    reference (real) and is drawn as a grey band. Grid and checkerboard artefacts show as peaks at high frequency."""
+    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    for index, (name, values) in enumerate(spectra.items()):
+        logs = np.log10(np.maximum(values, 1e-20))
+        mean, std = logs.mean(axis=0), logs.std(axis=0)
+        if index == 0:
+            axis.fill_between(frequencies, 10 ** (mean - std), 10 ** (mean + std), color="0.75", label=f"{name} ± 1 sd")
+            axis.plot(frequencies, 10**mean, color="0.35", linewidth=1.5)
+        else:
+            axis.plot(frequencies, 10**mean, linewidth=1.2, label=name)
+    axis.set_yscale("log")
+    axis.set_xlabel("radial frequency (cycles / pixel)")
+    axis.set_ylabel("power (geometric mean over images)")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(png_path) as temp:
+        figure.savefig(temp, format="png", dpi=100)
     plt.close(figure)
 
 
