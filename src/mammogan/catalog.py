@@ -246,6 +246,10 @@ CATALOG: dict[str, dict[str, Component]] = {
                            takes=LATENT),
         "conditional_dcgan": Component("mammogan.models.conditional", {"model": (
             "image_size", "latent_dim", "filters", "classes", "upsampling")}, takes=LATENT_CLASS),
+        "stylegan2": Component("mammogan.models.stylegan2", {"model": ("image_size", "latent_dim", "filters", "mapping_layers")},
+                               takes=LATENT),
+        "conditional_stylegan2": Component("mammogan.models.stylegan2", {"model": (
+            "image_size", "latent_dim", "filters", "mapping_layers", "classes")}, takes=LATENT_CLASS),
         "pix2pix_unet": Component("mammogan.models.pix2pix", {"model": ("image_size", "latent_dim", "filters", "spade")},
                                   takes=MASK_LATENT),
         "resnet_translator": Component("mammogan.models.cyclegan", {"model": ("filters", "blocks", "g_normalization")},
