@@ -18,7 +18,7 @@ from mammogan.data.labelled_patches import CLASSES, synthetic_patches
 from mammogan.errors import DataError
 from mammogan.families.cyclegan import CycleGAN
 from mammogan.infer.translation import translate_image
-from mammogan.models.cyclegan import build_resnet_translator, input_multiple
+from mammogan.models.cyclegan import build_resnet_translator, build_unet_translator, input_multiple
 from mammogan.models.sampling import make_runner
 from mammogan.train.image_pool import ImagePool
 from mammogan.train.randomness import StepRandom
@@ -173,6 +173,15 @@ def test_tiled_translation_equals_whole_image_for_a_local_translator():
     assert whole.shape == image.shape
     assert np.abs(tiled - whole).max() < 1e-4
     assert np.abs(whole - image).mean() > 0.01  # the untrained network does change the image
+
+
+@pytest.mark.parametrize("builder", [build_resnet_translator, build_unet_translator])
+def test_a_residual_translator_starts_as_the_identity(builder):
+    """translator_skip: tanh(artanh(x) + residual) with a zero-initialised residual returns the input at step 0."""
+    image = np.random.default_rng(4).uniform(-0.95, 0.95, (2, 32, 48, 1)).astype(np.float32)
+    model = builder(filters=4, blocks=2, translator_skip=True)
+    np.testing.assert_allclose(np.asarray(model(image)), image, atol=1e-5)
+    assert np.abs(np.asarray(builder(filters=4, blocks=2)(image)) - image).mean() > 0.1
 
 
 def test_train_lowers_cycle_loss_then_evaluate_and_infer(tmp_path, prepared_sample):

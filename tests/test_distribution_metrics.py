@@ -166,7 +166,7 @@ def test_ms_ssim_scales_that_fit_small_patches() -> None:
 
 
 def test_feature_extractor_registry() -> None:
-    assert FEATURE_EXTRACTORS.names() == ["domain", "inception", "random_cnn"]
+    assert FEATURE_EXTRACTORS.names() == ["domain", "inception", "random_cnn", "texture"]
     with pytest.raises(ConfigError, match="Did you mean 'inception'"):
         FEATURE_EXTRACTORS.get("incepton")
 

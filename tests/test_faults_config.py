@@ -108,7 +108,7 @@ NETWORKS = {
         "[model] discriminator = 'patchgan' does not fit [model] task = 'dcgan'",
         "Discriminators that fit: 'vgg', 'unet', 'dcgan', 'patchgan70'.")),
     "unconditional generator for a conditional GAN": ('[model]\ntask = "conditional"\ngenerator = "dcgan"\n', (
-        "takes [latent, class], but generator 'dcgan' takes a latent vector", "Generators that fit: 'conditional_dcgan'.")),
+        "takes [latent, class], but generator 'dcgan' takes a latent vector", "Generators that fit: 'conditional_dcgan', 'conditional_stylegan2'.")),
     "SR generator for mask-to-image": ('[model]\ntask = "mask_to_image"\ngenerator = "srresnet"\n', (
         "[model] generator = 'srresnet' does not fit [model] task = 'mask_to_image'", "Generators that fit: 'pix2pix_unet'.")),
 }

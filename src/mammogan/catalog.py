@@ -252,10 +252,10 @@ CATALOG: dict[str, dict[str, Component]] = {
             "image_size", "latent_dim", "filters", "mapping_layers", "classes")}, takes=LATENT_CLASS),
         "pix2pix_unet": Component("mammogan.models.pix2pix", {"model": ("image_size", "latent_dim", "filters", "spade")},
                                   takes=MASK_LATENT),
-        "resnet_translator": Component("mammogan.models.cyclegan", {"model": ("filters", "blocks", "g_normalization")},
-                                       takes=ANY_IMAGE),
-        "unet_translator": Component("mammogan.models.cyclegan", {"model": ("filters", "blocks", "g_normalization")},
-                                     takes=ANY_IMAGE),
+        "resnet_translator": Component("mammogan.models.cyclegan", {"model": (
+            "filters", "blocks", "g_normalization", "translator_skip")}, takes=ANY_IMAGE),
+        "unet_translator": Component("mammogan.models.cyclegan", {"model": (
+            "filters", "blocks", "g_normalization", "translator_skip")}, takes=ANY_IMAGE),
     },
     "discriminator": {
         "vgg": Component("mammogan.models.discriminators", {"model": ("d_filters", "d_blocks", "spectral_norm")}, takes=ANY_IMAGE),

@@ -110,6 +110,7 @@ MODEL = Section(
         Key("blocks", Int(0), 16, "Residual blocks (SRResNet, CycleGAN's resnet_translator: 6 for 128² crops, 9 for 256²), RRDB blocks, or the down-sampling levels of unet_translator (1-7)."),
         Key("batch_norm", Bool(), False, "Batch normalisation inside generator residual blocks."),
         Key("global_skip", Str(("bicubic", "bilinear", "none")), "bicubic", "Add an interpolated copy of the input to the SR output, so the network learns the residual."),
+        Key("translator_skip", Bool(), False, "CycleGAN translators: output tanh(artanh(input) + residual) with the residual's last conv starting at zero, so an untrained translator is the identity and training learns only the change (the paper's translators make the image from scratch)."),
         Key("d_filters", Int(1), 64, "Base number of discriminator filters."),
         Key("d_blocks", Int(1), 4, "Down-sampling stages in the discriminator."),
         Key("spectral_norm", Bool(), False, "Spectral normalisation on discriminator convolutions."),

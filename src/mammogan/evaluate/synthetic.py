@@ -180,11 +180,11 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
     write_power_spectra(output_dir, real, sets)
     log.info("Synthetic-image evaluation (%s features, %d real patches) → %s", extractor.name, len(real), output_dir / "evaluation.csv")
     for row in rows:
-        log.info("  %-16s KID %.4f ± %.4f  FID %.2f  C2ST %.2f  precision %.2f  recall %.2f  coverage %.2f  classifier score %s  "
+        log.info("  %-16s KID %.4f ± %.4f  FID %.2f  C2ST %s  precision %.2f  recall %.2f  coverage %.2f  classifier score %s  "
                  "moments %.3f  MS-SSIM %s%s%s",
-                 row["arm"], row["kid_mean"], row["kid_std"], row["fid"], row["c2st"], row["precision"], row["recall"],
+                 row["arm"], row["kid_mean"], row["kid_std"], row["fid"], _show(row["c2st"]), row["precision"], row["recall"],
                  row["coverage"], _show(row["classifier_score"]), row["moment_distance"], _show(row["diversity_ms_ssim"]),
-                 f"  texture KID {row['texture_kid']:.4f} C2ST {row['texture_c2st']:.2f}" if "texture_kid" in row else "",
+                 f"  texture KID {row['texture_kid']:.4f} C2ST {_show(row['texture_c2st'])}" if "texture_kid" in row else "",
                  f"  FRD {row['frd']:.3f}" if "frd" in row else "")
     if arms.skip_memorisation:
         log.info("Memorisation check not run: %s.", arms.skip_memorisation)

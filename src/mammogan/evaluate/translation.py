@@ -32,9 +32,6 @@ from .synthetic import SyntheticArms, score_synthetic
 
 log = get_logger("evaluate")
 
-COMPARISON_COLUMNS = 8
-
-
 def dense_fraction(images: np.ndarray, threshold: float) -> float:
     """Mean fraction of pixels brighter than `threshold` (dense, fibroglandular tissue is bright on a mammogram)."""
     return float(np.mean(images > threshold))
@@ -99,11 +96,12 @@ def evaluate_translation(config: Config, output_dir: Path, rule: DomainRule) -> 
                 scores = structure_scores(cfg.eval.metrics, crops[source], pairs[arm], suffix) if arm in pairs else {}
                 entry.update({f"{name}_{suffix}": scores.get(f"{name}_{suffix}", "") for name in cfg.eval.metrics})
             table.append(entry)
-        shown = slice(0, COMPARISON_COLUMNS)
-        sheet = [(source, crops[source][shown])]
-        for arm in translated:
-            sheet += [(f"{arm}: {source} to {target}", translated[arm][shown]), (f"{arm}: back to {source}", cycles[arm][shown])]
-        translation_tile(output_dir / direction / "comparison.png", 0, sheet, {})
+        if cfg.eval.comparison_crops:
+            shown = slice(0, cfg.eval.comparison_crops)
+            sheet = [(source, crops[source][shown])]
+            for arm in translated:
+                sheet += [(f"{arm}: {source} to {target}", translated[arm][shown]), (f"{arm}: back to {source}", cycles[arm][shown])]
+            translation_tile(output_dir / direction / "comparison.png", f"{test_dir.name} split, {direction}", sheet, {})
         _log_direction(direction, table[-len(rows):], cfg.eval.metrics)
     atomic_write_csv(output_dir / "evaluation.csv", table)
     log.info("CycleGAN evaluation (%d crops per domain of %s, dense above %.3f) → %s", count, test_dir, threshold,

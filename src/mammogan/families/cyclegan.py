@@ -254,7 +254,7 @@ class CycleGAN(GANFamily):
         out = self.chains(shown)
         rows = [("A", shown["A"]), ("A to B", out["a_to_b"]), ("A to B to A", out["a_to_b_to_a"]),
                 ("B", shown["B"]), ("B to A", out["b_to_a"]), ("B to A to B", out["b_to_a_to_b"])]
-        translation_tile(path, epoch, rows, metrics)
+        translation_tile(path, f"epoch {epoch}", rows, metrics)
 
     def export(self, folder: Path) -> None:
         """generator_<direction>.keras (EMA weights when enabled) and .weights.h5; the discriminators' weights."""

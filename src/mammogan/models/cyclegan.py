@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from ..registry import DISCRIMINATORS, GENERATORS
 from .discriminators import _lrelu, _norm
@@ -34,14 +35,29 @@ def _up(x, filters: int, name: str, norm: str):
     return _conv_norm_relu(x, filters, 3, name, norm, pad=1)
 
 
-def _to_image(x):
+@keras.saving.register_keras_serializable(package="mammogan")
+class ResidualImage(keras.layers.Layer):
+    """tanh(artanh(input) + residual): the translation as a change of the input in tanh's pre-activation space, so
+    the output stays in (-1, 1) and a zero residual returns the input."""
+
+    def call(self, inputs):
+        image, residual = inputs
+        return tf.tanh(tf.atanh(tf.clip_by_value(tf.cast(image, tf.float32), -0.999, 0.999)) + tf.cast(residual, tf.float32))
+
+
+def _to_image(x, image, residual: bool):
+    """The 7×7 output conv and tanh; with `residual` its kernel starts at zero and it adds to the input (see ResidualImage)."""
     x = ReflectionPad2D(3, name="out_pad")(x)
-    x = keras.layers.Conv2D(1, 7, padding="valid", name="to_image", dtype="float32")(x)
+    initializer = "zeros" if residual else "glorot_uniform"
+    x = keras.layers.Conv2D(1, 7, padding="valid", name="to_image", dtype="float32", kernel_initializer=initializer)(x)
+    if residual:
+        return ResidualImage(name="residual_image", dtype="float32")([image, x])
     return keras.layers.Activation("tanh", name="tanh", dtype="float32")(x)
 
 
 @GENERATORS.register("resnet_translator")
-def build_resnet_translator(filters: int = 64, blocks: int = 9, g_normalization: str = "instance") -> keras.Model:
+def build_resnet_translator(filters: int = 64, blocks: int = 9, g_normalization: str = "instance",
+                            translator_skip: bool = False) -> keras.Model:
     """Zhu et al.'s ResNet generator: c7s1-f, d2f, d4f, `blocks` × R4f (6 for 128² crops, 9 for 256²), u2f, uf, c7s1-1 + tanh.
 
     Input sides must be multiples of 4 (two stride-2 steps).
@@ -60,11 +76,12 @@ def build_resnet_translator(filters: int = 64, blocks: int = 9, g_normalization:
         x = keras.layers.Add(name=f"res{index}_add")([x, y])
     x = _up(x, filters * 2, "up0", norm)
     x = _up(x, filters, "up1", norm)
-    return keras.Model(image, _to_image(x), name="resnet_translator")
+    return keras.Model(image, _to_image(x, image, translator_skip), name="resnet_translator")
 
 
 @GENERATORS.register("unet_translator")
-def build_unet_translator(filters: int = 64, blocks: int = 4, g_normalization: str = "instance") -> keras.Model:
+def build_unet_translator(filters: int = 64, blocks: int = 4, g_normalization: str = "instance",
+                          translator_skip: bool = False) -> keras.Model:
     """The pix2pix U-Net as an image translator: `blocks` stride-2 4×4 conv levels (instance norm, leaky ReLU) down,
     resize-conv levels up, each joined with its encoder skip. Input sides must be multiples of 2**blocks.
 
@@ -85,7 +102,7 @@ def build_unet_translator(filters: int = 64, blocks: int = 4, g_normalization: s
         x = _up(x, filters * min(2**level, 8), f"up{level}", g_normalization)
         x = keras.layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
     x = _up(x, filters, "out_up", g_normalization)
-    return keras.Model(image, _to_image(x), name="unet_translator")
+    return keras.Model(image, _to_image(x, image, translator_skip), name="unet_translator")
 
 
 @DISCRIMINATORS.register("patchgan70")

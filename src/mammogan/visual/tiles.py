@@ -167,7 +167,7 @@ def gan_tile(path: Path, epoch: int, samples: np.ndarray, real: np.ndarray, metr
     _save(path, np.vstack([header, fake_grid, label, real_grid]))
 
 
-def translation_tile(path: Path, epoch: int, rows: list[tuple[str, np.ndarray]], metrics: dict[str, float]) -> None:
+def translation_tile(path: Path, title: str, rows: list[tuple[str, np.ndarray]], metrics: dict[str, float]) -> None:
     """Labelled rows of equally many crops (CycleGAN: A, A → B, A → B → A, B, ...) in their true grey levels,
     so a density change shows as a change of brightness; a gap separates each source's group of three."""
     columns = max(len(images) for _, images in rows)
@@ -175,7 +175,7 @@ def translation_tile(path: Path, epoch: int, rows: list[tuple[str, np.ndarray]],
     parts = []
     header_width = columns * (cell + 4) + 4
     header = np.full((HEADER, header_width, 3), BACKGROUND, np.uint8)
-    _text(header, f"epoch {epoch}   " + "   ".join(f"{k.split('/')[-1]} {v:.4f}" for k, v in metrics.items()), 8, 22, 0.5)
+    _text(header, f"{title}   " + "   ".join(f"{k.split('/')[-1]} {v:.4f}" for k, v in metrics.items()), 8, 22, 0.5)
     parts.append(header)
     for index, (name, images) in enumerate(rows):
         if index and index % 3 == 0:
