@@ -10,7 +10,6 @@ A split gives its domains in one of two ways:
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from ..errors import DataError
 from .images import list_images, read_image
+from .labels import zoom_matches
 from .sr_dataset import full_scale_for
 
 DOMAINS = ("A", "B")
@@ -83,13 +83,10 @@ def domain_paths(split_dir: Path, rule: DomainRule) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for domain in DOMAINS:
         names = [row[key] if key == "patch" else f"{row[key]}.png" for row in rows
-                 if row[rule.column] in rule.values[domain] and _zoom_matches(row, rule.zoom)]
+                 if row[rule.column] in rule.values[domain] and zoom_matches(row, rule.zoom)]
         found[domain] = [present[name] for name in sorted(names) if name in present]
     return found
 
-
-def _zoom_matches(row: dict[str, str], zoom: float) -> bool:
-    return zoom == 0 or not row.get("zoom") or math.isclose(float(row["zoom"]), zoom)
 
 
 def read_domain(paths: list[Path], data_range: float, min_side: int, where: str) -> DomainImages:

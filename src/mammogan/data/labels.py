@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
 from .patch_dataset import patch_names
+
+def zoom_matches(row: dict[str, str], zoom: float) -> bool:
+    """Whether a metadata row is of the prepare zoom level `zoom` (0: any; rows without a zoom match any)."""
+    return zoom == 0 or not row.get("zoom") or math.isclose(float(row["zoom"]), zoom)
+
 
 def patch_metadata(split_dir: Path, columns: tuple[str, ...], reader: str) -> dict[str, dict[str, str]]:
     """The rows of the `metadata.csv` that `prepare` writes beside the patch splits, by patch file name.

@@ -203,9 +203,11 @@ class Standardiser:
     def __init__(self, extractor: object, real: np.ndarray) -> None:
         self.active = bool(getattr(extractor, "standardise", False))
         raw = extractor.features(real[..., None]) if self.active else None
-        self.mean = raw.mean(axis=0) if raw is not None else None
-        self.scale = np.where(raw.std(axis=0) > 1e-12, raw.std(axis=0), 1.0) if raw is not None else None
-        self.reference = self(raw) if raw is not None else None
+        self.mean = self.scale = self.reference = None
+        if raw is not None:
+            spread = raw.std(axis=0)
+            self.mean, self.scale = raw.mean(axis=0), np.where(spread > 1e-12, spread, 1.0)
+            self.reference = self(raw)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         return (features - self.mean) / self.scale if self.active else features

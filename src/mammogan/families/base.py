@@ -235,7 +235,11 @@ class GANFamily(Family):
             objects.update(discriminator=self.discriminator, d_optimizer=self.d_optimizer)
         if self.ema is not None:
             objects["ema"] = self.ema.shadow
-        objects.update(self.ada_objects())
+        return {**objects, **self.training_state_objects()}
+
+    def training_state_objects(self) -> dict[str, Any]:
+        """What every family's checkpoint holds besides its networks and optimizers: ADA's state and the learning rates."""
+        objects = self.ada_objects()
         for index, rate in enumerate(self.learning_rate_variables()):
             objects[f"learning_rate_{index}"] = rate  # a schedule's factor is not an optimizer variable
         return objects

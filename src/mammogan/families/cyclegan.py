@@ -151,10 +151,7 @@ class CycleGAN(GANFamily):
         objects.update({f"ema_{d}": ema.shadow for d, ema in self.emas.items()})
         for domain, pool in self.pools.items():
             objects.update({f"pool_{domain}_{name}": variable for name, variable in pool.variables().items()})
-        objects.update(self.ada_objects())
-        for index, rate in enumerate(self.learning_rate_variables()):
-            objects[f"learning_rate_{index}"] = rate
-        return objects
+        return {**objects, **self.training_state_objects()}
 
     def translators(self) -> dict[str, keras.Model]:
         """The translators used for validation, tiles and export: the EMA copies when enabled."""

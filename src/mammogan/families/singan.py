@@ -37,7 +37,7 @@ from ..config.loader import Config, load_config, start_output_folder
 from ..core.io import atomic_write_csv, atomic_write_text, atomic_write_with
 from ..core.logs import add_log_file, get_logger, setup_console
 from ..data.images import read_image, write_png
-from ..data.labels import patch_metadata
+from ..data.labels import patch_metadata, zoom_matches
 from ..data.patch_dataset import patch_folder, patch_names, read_resized, resize_image
 from ..errors import DataError, UserError
 from ..evaluate.synthetic import SyntheticArms, score_synthetic
@@ -90,7 +90,7 @@ def chosen_patches(config: Config, split_dir: Path, key: str) -> list[SourcePatc
             return False
         if cfg.filter_value and row.get(cfg.filter_column) != cfg.filter_value:
             return False
-        return cfg.zoom == 0 or not row.get("zoom") or math.isclose(float(row["zoom"]), cfg.zoom)
+        return zoom_matches(row, cfg.zoom)
 
     picked = [name for name in names if wanted(name)]
     if cfg.max_patches:

@@ -8,7 +8,6 @@ class: the folder is a `[utility] synthetic_dir` arm as it is.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Callable
 
@@ -19,6 +18,7 @@ from ..core.io import atomic_write_bytes, atomic_write_csv
 from ..core.logs import get_logger
 from ..core.progress import progress
 from ..data.images import DICOM_SUFFIXES, RASTER_SUFFIXES, list_images, write_png
+from ..data.labels import patch_metadata
 from ..data.patch_dataset import patch_folder
 from ..errors import DataError
 from ..models.cyclegan import input_multiple, translator_file
@@ -51,11 +51,9 @@ def translate_image(run: Callable[[np.ndarray], np.ndarray], image: np.ndarray, 
 
 def _lesion_classes(folder: Path) -> dict[str, str]:
     """Patch name → lesion class when `folder` is a prepared patch split (metadata.csv beside it), else {}."""
-    table = folder.parent / "metadata.csv"
-    if not table.is_file():
+    if not (folder.parent / "metadata.csv").is_file():
         return {}
-    with table.open(newline="", encoding="utf-8") as handle:
-        return {row["patch"]: row.get("lesion_class", "") for row in csv.DictReader(handle) if "patch" in row}
+    return {name: row["lesion_class"] for name, row in patch_metadata(folder, ("lesion_class",), "CycleGAN inference").items()}
 
 
 def translate_folder(config: Config, output_dir: Path) -> int:

@@ -33,28 +33,28 @@ def radial_frequencies(side: int, bands: int = RADIAL_BANDS) -> np.ndarray:
     return np.geomspace(1.0 / side, 0.5, bands + 1)
 
 
-def radial_power_spectrum(image: np.ndarray, bins: int) -> np.ndarray:
-    """Mean power at `bins` linearly spaced radial frequencies from 0 to Nyquist (mean removed, Hann window)."""
+def _windowed_power(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The power spectrum of the mean-removed, Hann-windowed image and each coefficient's radial frequency (cycles/px)."""
     height, width = image.shape
     window = np.outer(np.hanning(height), np.hanning(width))
-    spectrum = np.abs(np.fft.fftshift(np.fft.fft2((image - image.mean()) * window))) ** 2
-    fy = np.fft.fftshift(np.fft.fftfreq(height))[:, None]
-    fx = np.fft.fftshift(np.fft.fftfreq(width))[None, :]
-    radius = np.sqrt(fy**2 + fx**2)
-    edges = np.linspace(0.0, 0.5, bins + 1)
-    index = np.clip(np.digitize(radius, edges) - 1, 0, bins)
-    sums = np.bincount(index.ravel(), spectrum.ravel(), minlength=bins + 1)[:bins]
+    power = np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2
+    radius = np.sqrt(np.fft.fftfreq(height)[:, None] ** 2 + np.fft.fftfreq(width)[None, :] ** 2)
+    return power, radius
+
+
+def radial_power_spectrum(image: np.ndarray, bins: int) -> np.ndarray:
+    """Mean power at `bins` linearly spaced radial frequencies from 0 to Nyquist (mean removed, Hann window)."""
+    power, radius = _windowed_power(image)
+    index = np.minimum((radius / 0.5 * bins).astype(np.int64), bins)  # past Nyquist (the corners) is dropped
+    sums = np.bincount(index.ravel(), power.ravel(), minlength=bins + 1)[:bins]
     counts = np.bincount(index.ravel(), minlength=bins + 1)[:bins]
     return sums / np.maximum(counts, 1)
 
 
 def _band_shares(image: np.ndarray) -> np.ndarray:
     """log10 of the share of the image's power in each RADIAL_BANDS band (the top band takes the corners too)."""
-    height, width = image.shape
-    window = np.outer(np.hanning(height), np.hanning(width))
-    power = np.abs(np.fft.fft2((image - image.mean()) * window)) ** 2
-    radius = np.sqrt(np.fft.fftfreq(height)[:, None] ** 2 + np.fft.fftfreq(width)[None, :] ** 2)
-    band = np.minimum(np.digitize(radius, radial_frequencies(min(height, width))) - 1, RADIAL_BANDS - 1)
+    power, radius = _windowed_power(image)
+    band = np.minimum(np.digitize(radius, radial_frequencies(min(image.shape))) - 1, RADIAL_BANDS - 1)
     inside = band >= 0  # below one cycle per image (the DC term) is left out
     shares = np.bincount(band[inside], power[inside], minlength=RADIAL_BANDS)
     return np.log10(shares / max(shares.sum(), 1e-20) + 1e-12)
