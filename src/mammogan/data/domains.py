@@ -37,19 +37,6 @@ class DomainRule:
         return f"{self.column} in {list(self.values[domain])}" + (f" at zoom {self.zoom:g}" if self.zoom else "")
 
 
-@dataclass(frozen=True)
-class DomainImages:
-    """One domain of one split: images as float32 in [0, 1] (each its own size), file paths, the stored dtype."""
-
-    images: list[np.ndarray]
-    paths: list[Path]
-    dtype: type
-
-    @property
-    def names(self) -> list[str]:
-        return [path.name for path in self.paths]
-
-
 def _table(split_dir: Path) -> tuple[Path, str]:
     """The prepare table beside a split and its file-name column."""
     for name, key in (("metadata.csv", "patch"), ("images.csv", "image_id")):
@@ -89,8 +76,9 @@ def domain_paths(split_dir: Path, rule: DomainRule) -> dict[str, list[Path]]:
 
 
 
-def read_domain(paths: list[Path], data_range: float, min_side: int, where: str) -> DomainImages:
-    """Images scaled by `[dataset] data_range` (else their bit depth's maximum) to [0, 1]; one bit depth per domain."""
+def read_domain(paths: list[Path], data_range: float, min_side: int, where: str) -> list[np.ndarray]:
+    """Images as float32 in [0, 1] (each its own size), scaled by `[dataset] data_range` (else their bit depth's maximum);
+    one bit depth per domain."""
     images, dtypes = [], set()
     for path in paths:
         image = read_image(path)
@@ -100,10 +88,10 @@ def read_domain(paths: list[Path], data_range: float, min_side: int, where: str)
         images.append(np.clip(image.astype(np.float32) / full_scale_for(data_range, image.dtype), 0.0, 1.0))
     if len(dtypes) > 1:
         raise DataError(f"{where}: mixes 8-bit and 16-bit images; prepare them at one bit depth.")
-    return DomainImages(images, list(paths), dtypes.pop() if dtypes else np.uint8)
+    return images
 
 
-def load_domains(split_dir: Path, rule: DomainRule, data_range: float, min_side: int, where: str) -> dict[str, DomainImages]:
+def load_domains(split_dir: Path, rule: DomainRule, data_range: float, min_side: int, where: str) -> dict[str, list[np.ndarray]]:
     """Both domains of a split; an empty domain is an error naming the rule that selected nothing."""
     found = domain_paths(split_dir, rule)
     for domain, paths in found.items():

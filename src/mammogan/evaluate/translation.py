@@ -48,7 +48,7 @@ def _crops(config: Config, split_dir: Path, rule: DomainRule, count: int, where:
     """`count` fixed crops of [model] image_size per domain of a split (the same for every arm and run)."""
     cfg = config
     domains = load_domains(split_dir, rule, cfg.dataset.data_range, cfg.model.image_size, where)
-    sampler = UnpairedCropSampler(domains["A"].images, domains["B"].images, cfg.model.image_size, False, cfg.infer.seed,
+    sampler = UnpairedCropSampler(domains["A"], domains["B"], cfg.model.image_size, False, cfg.infer.seed,
                                   cfg.dataset.min_crop_mean)
     return {domain: sampler.fixed(index, count, cfg.infer.seed) for index, domain in enumerate("AB")}
 

@@ -87,11 +87,11 @@ class CycleGAN(GANFamily):
         valid = (load_domains(cfg.dataset.valid_dir, rule, cfg.dataset.data_range, side, "[dataset] valid_dir")
                  if cfg.dataset.valid_dir else train)
         log.info("CycleGAN domains: A (%s) %d training / %d validation images, B (%s) %d / %d; %d² crops.",
-                 rule.describe("A"), len(train["A"].images), len(valid["A"].images), rule.describe("B"),
-                 len(train["B"].images), len(valid["B"].images), side)
-        self.sampler = UnpairedCropSampler(train["A"].images, train["B"].images, side, cfg.dataset.augment_flips,
+                 rule.describe("A"), len(train["A"]), len(valid["A"]), rule.describe("B"),
+                 len(train["B"]), len(valid["B"]), side)
+        self.sampler = UnpairedCropSampler(train["A"], train["B"], side, cfg.dataset.augment_flips,
                                            cfg.train.seed, cfg.dataset.min_crop_mean)
-        fixed = UnpairedCropSampler(valid["A"].images, valid["B"].images, side, False, cfg.train.seed, cfg.dataset.min_crop_mean)
+        fixed = UnpairedCropSampler(valid["A"], valid["B"], side, False, cfg.train.seed, cfg.dataset.min_crop_mean)
         self.valid = {domain: fixed.fixed(index, VALIDATION_CROPS, cfg.train.seed + 1) for index, domain in enumerate("AB")}
         self.phases = [("gan", cfg.train.gan_steps)]
         self.cycle_weight = cfg.cyclegan.cycle_weight
