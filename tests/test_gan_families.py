@@ -80,12 +80,32 @@ def test_sngan_family_is_spectral_normalised_with_ada(prepared_sample, tmp_path)
     assert p[-1] == pytest.approx(float(task.ada.p.numpy())) and "aug/r_t" in rows[-1]
 
 
-def test_dcgan_family_still_trains(prepared_sample, tmp_path):
-    _, trainer = shrunk("DCGAN-MIAS", prepared_sample, tmp_path / "out")
+def test_dcgan_family_trains_and_evaluate_scores_each_step_snapshot(prepared_sample, tmp_path):
+    """`[train] snapshot_every` exports models/step_<step>; evaluate adds one row per snapshot (the budget study)."""
+    from mammogan.cli import main
+
+    raw, _ = shrunk("DCGAN-MIAS", prepared_sample, tmp_path / "out")
+    raw["train"]["snapshot_every"] = 1
+    raw["eval"].update(output_dir=str(tmp_path / "evaluation"), num_samples=24, kid_subsets=5, kid_subset_size=8)
+    config = tmp_path / "train_eval_infer.config"
+    config.write_text(render_config(validate(raw, config)))
+    trainer = Trainer(validate(raw, config))
     trainer.fit(resume=False)
     rows = history(tmp_path / "out")
     assert int(rows[-1]["step"]) == STEPS and finite_losses(rows)
     assert int(trainer.task.d_optimizer.iterations.numpy()) == STEPS
+    models = tmp_path / "out" / "models"
+    assert sorted(p.name for p in models.glob("step_*")) == ["step_000006", "step_000012"]
+    last = keras.models.load_model(models / "step_000012" / "generator.keras", compile=False)
+    final = keras.models.load_model(models / "final" / "generator.keras", compile=False)
+    assert all((a == b).all() for a, b in zip(last.get_weights(), final.get_weights()))
+
+    assert main(["evaluate", str(config)]) == 0
+    with (tmp_path / "evaluation" / "evaluation.csv").open(newline="") as handle:
+        evaluation = {row["arm"]: row for row in csv.DictReader(handle)}
+    assert list(evaluation) == ["generator", "step0_generator", "step_6", "step_12", "gaussian_noise", "real_train"]
+    assert all(0.0 <= float(evaluation[arm]["texture_c2st"]) <= 1.0 for arm in ("step_6", "step_12"))
+    assert float(evaluation["gaussian_noise"]["texture_c2st"]) > 0.9
 
 
 def test_a_few_hundred_steps_move_samples_towards_the_real_patches(prepared_sample, tmp_path):

@@ -173,7 +173,7 @@ CATALOG: dict[str, dict[str, Component]] = {
             "model": ("generator",),
             "train": ("output_dir", "seed", "batch_size", "steps_per_epoch", "g_learning_rate", "optimizer", "lr_schedule",
                       "ema_decay", "mixed_precision", "jit_compile", "strategy", "keep_checkpoints",
-                      "early_stopping_patience", "plateau_patience", "tile_images", "keep_best")},
+                      "early_stopping_patience", "plateau_patience", "tile_images", "keep_best", "snapshot_every")},
             when=(((above_zero("train", "plateau_patience"),), {"train": ("lr_decay_factor",)}),
                   ((equals("train", "collapse_rollback", True),), {"train": ("lr_decay_factor",)}))),
     },

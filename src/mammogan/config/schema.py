@@ -169,6 +169,7 @@ TRAIN = Section(
         Key("strategy", Str(("default", "mirrored", "multi_worker")), "default", "Distribution strategy (tf.distribute): one device, several local GPUs, or several hosts via TF_CONFIG."),
         Key("keep_checkpoints", Int(1), 3, "Checkpoints kept by the CheckpointManager."),
         Key("keep_best", Bool(), True, "Export models/best at the best validation epoch (what evaluate and infer use). false: only models/final is written and used — for adversarial fine-tuning, whose best-PSNR epoch is its least adversarial one."),
+        Key("snapshot_every", Int(0), 0, "Also export models/step_<step> every this many epochs (0: off); the synthetic-image evaluation (latent-vector GAN families) scores each snapshot as an arm step_<step> — what more steps buy."),
         Key("early_stopping_patience", Int(0), 0, "Epochs without validation improvement before training stops (0: off)."),
         Key("tile_images", Int(1, 16), 4, "Images shown in each epoch-change tile."),
         Key("collapse_diversity", Float(0.0, 1.0), 0.0, "Collapse monitor: flag an epoch whose generated validation samples' mean pairwise distance falls below this fraction of the real images' (0: off)."),

@@ -25,7 +25,7 @@ from ..visual.plots import plot_power_spectra
 from ..visual.tiles import gan_tile
 from ..config.loader import Config
 from ..data.patch_dataset import load_patches
-from ..models.io import generator_path, load_model
+from ..models.io import generator_path, load_model, snapshot_folders
 from ..models.sampling import Conditions, sample_images, sample_name
 from ..metrics.distribution import (
     FRD_INSTALL,
@@ -106,6 +106,8 @@ def evaluate_synthetic(config: Config, output_dir: Path, family: SyntheticFamily
     initial = cfg.train.output_dir / "models" / "initial" / "generator.keras"
     if initial.is_file():
         generated["step0_generator"] = samples(initial)
+    for step, folder in snapshot_folders(cfg).items():
+        generated[f"step_{step}"] = samples(folder / "generator.keras")
     train_dir = cfg.dataset.train_dir
     real_train = load_patches(train_dir, cfg.model.image_size)[:count] if train_dir is not None else None
     real_labels = family.class_labels(cfg, real_dir)

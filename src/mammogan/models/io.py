@@ -23,6 +23,25 @@ def generator_path(config: Config, file_name: str = "generator.keras") -> Path:
     raise UserError(f"{models}: no trained generator (models/best/{file_name}). Run `1.train` for {config.path} first.")
 
 
+SNAPSHOT_PREFIX = "step_"
+
+
+def snapshot_folder(output_dir: Path, step: int) -> Path:
+    """Where `[train] snapshot_every` exports the models of `step` (models/step_000500)."""
+    return output_dir / "models" / f"{SNAPSHOT_PREFIX}{step:06d}"
+
+
+def snapshot_folders(config: Config) -> dict[int, Path]:
+    """The run's step snapshots by step, oldest first: the budget study's arms in `evaluate`."""
+    models = config.train.output_dir / "models"
+    folders = {}
+    for folder in models.glob(f"{SNAPSHOT_PREFIX}*"):
+        digits = folder.name[len(SNAPSHOT_PREFIX):]
+        if folder.is_dir() and digits.isdigit():
+            folders[int(digits)] = folder
+    return dict(sorted(folders.items()))
+
+
 def load_model(path: Path) -> keras.Model:
     return keras.models.load_model(path, compile=False)
 

@@ -23,6 +23,7 @@ from ..config.loader import Config, start_output_folder
 from ..errors import UserError
 from ..core.io import atomic_write_text, check_writable_folder
 from ..core.logs import get_logger
+from ..models.io import snapshot_folder
 from ..registry import FAMILIES
 from ..visual.plots import plot_history, write_contact_sheet
 from ..visual.report import write_command_report
@@ -310,6 +311,8 @@ class Trainer:
             self._tensorboard(row)
             self.task.write_tile(self.output_dir / "epoch_tiles" / f"epoch_{epoch:04d}.png", epoch, metrics)
             write_command_report(self.config, self.output_dir, "training")
+            if cfg.snapshot_every and epoch > 0 and epoch % cfg.snapshot_every == 0:
+                self.task.export(snapshot_folder(self.output_dir, int(self.step.numpy())))
         monitored = metrics[self.task.monitor]
         value = monitored if self.task.monitor_mode == "min" else -monitored
         improved = value < float(self.best.numpy())
