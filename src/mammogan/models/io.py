@@ -9,7 +9,7 @@ import numpy as np
 
 from ..config.loader import Config
 from ..errors import UserError
-from . import layers  # noqa: F401  (registers the custom layers saved generators use)
+from . import cyclegan, layers, stylegan2  # noqa: F401  (register the custom layers saved generators use)
 
 
 def generator_path(config: Config, file_name: str = "generator.keras") -> Path:
