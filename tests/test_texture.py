@@ -59,6 +59,9 @@ def test_c2st_is_chance_for_one_distribution_and_one_for_different_ones():
     assert 0.40 < same.accuracy < 0.60 and same.ci_low < 0.5 < same.ci_high
     shifted = classifier_two_sample_test(rng.normal(size=(200, 10)), rng.normal(size=(200, 10)) + 3.0, seed=0)
     assert shifted.accuracy > 0.97
+    rng_near_one = np.random.default_rng(4)  # folds of 0.875–1.0: the plain t-interval would pass 1.0
+    near_one = classifier_two_sample_test(rng_near_one.normal(size=(40, 10)), rng_near_one.normal(size=(40, 10)) + 1.45)
+    assert near_one.accuracy < 1.0 and near_one.ci_high == 1.0 and near_one.ci_low < near_one.accuracy
     partly = classifier_two_sample_test(rng.normal(size=(400, 10)), rng.normal(size=(400, 10)) + np.eye(10)[0] * 0.5, seed=0)
     assert 0.55 < partly.accuracy < 0.75  # one feature shifted by half a sd: Φ(0.25) ≈ 0.60 is the best possible
     assert len(same.folds) == 5

@@ -66,4 +66,5 @@ def classifier_two_sample_test(real: np.ndarray, other: np.ndarray, folds: int =
         accuracies.append(float(np.mean(_predict(weights, (test_x - mean) / scale) == test_y)))
     mean_accuracy = float(np.mean(accuracies))
     half = float(stats.t.ppf(0.975, folds - 1) * np.std(accuracies, ddof=1) / np.sqrt(folds)) if folds > 1 else 0.0
-    return TwoSampleResult(mean_accuracy, mean_accuracy - half, mean_accuracy + half, tuple(accuracies))
+    # an accuracy lies in [0, 1]; the t-interval does not know that
+    return TwoSampleResult(mean_accuracy, max(0.0, mean_accuracy - half), min(1.0, mean_accuracy + half), tuple(accuracies))
