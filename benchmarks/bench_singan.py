@@ -88,7 +88,7 @@ def main() -> None:
             minutes = (time.perf_counter() - began) / 60
             model, _ = SinGAN.load(folder)
             samples = np.stack(model.sample(16, seed=1))
-            gan_tile(folder / "samples.png", 0, samples, source.image[None], {})
+            gan_tile(folder / "samples.png", f"{len(samples)} samples", samples, source.image[None], {})
             run = {"size": size, "steps_per_scale": steps, "fraction": fraction, "scales": pyramid.scales,
                    "shapes": [list(s) for s in pyramid.shapes], "minutes": round(minutes, 2),
                    "scale_seconds": state["seconds"], "reconstruction_rmse": state["reconstruction_rmse"][-1],

@@ -177,7 +177,7 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
             row["frd"] = frechet_radiomics_distance(real, images)
         rows.append(row)
         if arm == "generator":
-            gan_tile(output_dir / "samples.png", 0, images[:32], real, {})
+            gan_tile(output_dir / "samples.png", f"evaluated generator, {min(32, len(images))} samples", images[:32], real, {})
     atomic_write_csv(output_dir / "evaluation.csv", rows)
     write_power_spectra(output_dir, real, sets)
     log.info("Synthetic-image evaluation (%s features, %d real patches) → %s", extractor.name, len(real), output_dir / "evaluation.csv")

@@ -151,5 +151,5 @@ class ConditionalGAN(PatchGAN):
     def write_tile(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
         real = np.concatenate([self.valid_images[self.valid_labels == c][:TILE_COLUMNS // len(self.classes) or 1]
                                for c in range(len(self.classes))])
-        gan_tile(path, epoch, self.sample(self.tile_latents, self.tile_labels), real,
+        gan_tile(path, f"epoch {epoch}", self.sample(self.tile_latents, self.tile_labels), real,
                  {k: v for k, v in metrics.items() if k.count("/") < 2}, row_labels=self.classes)

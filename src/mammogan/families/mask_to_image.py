@@ -157,5 +157,5 @@ class MaskToImageGAN(PatchGAN):
         generated = self.sample(self.tile_latents, np.concatenate([self.tile_masks, self.tile_masks]))
         rows = [self.tile_masks, generated[:count], generated[count:]]
         padded = [np.concatenate([row, np.zeros((TILE_COLUMNS - count, *row.shape[1:]), np.float32)]) for row in rows]
-        gan_tile(path, epoch, np.concatenate(padded), self.tile_real, metrics,
+        gan_tile(path, f"epoch {epoch}", np.concatenate(padded), self.tile_real, metrics,
                  row_labels=["mask", "generated z1", "generated z2"])

@@ -212,4 +212,4 @@ class PatchGAN(GANFamily):
         return {"fake": fake, "real": real, "d_real_accuracy": float(np.mean(scores(real) > threshold))}
 
     def write_tile(self, path: Path, epoch: int, metrics: dict[str, float]) -> None:
-        gan_tile(path, epoch, self.sample(self.fixed_latents[: self.tile_count]), self.valid_images, metrics)
+        gan_tile(path, f"epoch {epoch}", self.sample(self.fixed_latents[: self.tile_count]), self.valid_images, metrics)

@@ -146,7 +146,7 @@ def _grid(images: np.ndarray, columns: int, cell: int) -> np.ndarray:
     return grid
 
 
-def gan_tile(path: Path, epoch: int, samples: np.ndarray, real: np.ndarray, metrics: dict[str, float],
+def gan_tile(path: Path, title: str, samples: np.ndarray, real: np.ndarray, metrics: dict[str, float],
              row_labels: list[str] | None = None) -> None:
     """Fixed-latent samples (same latents every epoch) above a strip of real patches.
 
@@ -161,7 +161,7 @@ def gan_tile(path: Path, epoch: int, samples: np.ndarray, real: np.ndarray, metr
     width = fake_grid.shape[1]
     header = np.full((HEADER, width, 3), BACKGROUND, np.uint8)
     details = "   ".join(f"{k.split('/')[-1]} {v:.4f}" for k, v in metrics.items())
-    _text(header, f"epoch {epoch}   {details}", 8, 22, 0.55)
+    _text(header, f"{title}   {details}", 8, 22, 0.55)
     label = np.full((LABEL + 4, width, 3), BACKGROUND, np.uint8)
     _text(label, "real patches", 8, 18, 0.5, INSET_COLOUR)
     _save(path, np.vstack([header, fake_grid, label, real_grid]))
