@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from .. import catalog
 from ..config.loader import Config
 from ..errors import UserError
-from . import cyclegan, layers, stylegan2  # noqa: F401  (register the custom layers saved generators use)
+from . import layers  # noqa: F401  (registers the shared custom layers)
 
 
 def generator_path(config: Config, file_name: str = "generator.keras") -> Path:
@@ -42,7 +44,15 @@ def snapshot_folders(config: Config) -> dict[int, Path]:
     return dict(sorted(folders.items()))
 
 
+def _import_generator_modules() -> None:
+    """Import every catalogued generator's module, so whatever architecture a saved generator is, its custom layers
+    are registered before Keras deserialises it (in a fresh `evaluate`/`infer` process nothing else imported them)."""
+    for name in catalog.names("generator"):
+        importlib.import_module(catalog.component("generator", name).module)
+
+
 def load_model(path: Path) -> keras.Model:
+    _import_generator_modules()
     return keras.models.load_model(path, compile=False)
 
 
