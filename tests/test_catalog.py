@@ -52,7 +52,7 @@ def test_every_schema_key_has_a_reader_and_every_catalogued_key_exists():
 def test_builder_parameters_are_the_keys_it_reads(kind):
     for name, entry in catalog.CATALOG[kind].items():
         parameters = set(inspect.signature(REGISTRIES[kind].get(name)).parameters)
-        assert parameters == {key for keys in entry.reads.values() for key in keys}, (kind, name)
+        assert parameters == {key for keys in entry.reads.values() for key in keys} | set(entry.given), (kind, name)
         assert entry.when == ()  # a builder's keywords do not depend on other values
 
 

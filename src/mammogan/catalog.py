@@ -40,7 +40,8 @@ class Component:
 
     `uses` are parts chosen with it (e.g. a trainer family runs the trainer loop). A network `takes` one of the
     inputs below; a family `feeds` its networks, by kind, the inputs it can give, so the loader refuses a generator or
-    discriminator the family cannot call.
+    discriminator the family cannot call. A builder's `given` arguments come from its caller, not from a config key
+    (a classifier's `outputs`: the study's class count).
     """
 
     module: str
@@ -49,6 +50,7 @@ class Component:
     uses: tuple[Ref, ...] = ()
     takes: str = ""
     feeds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    given: tuple[str, ...] = ()
 
     def active(self, values: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str]]:
         """(section, key) pairs this component reads under the config's `values`."""
@@ -207,6 +209,13 @@ CATALOG: dict[str, dict[str, Component]] = {
             "train": ("output_dir", "batch_size"),
             "utility": ("augmented_dir", "synthetic_dir", "synthetic_ratio", "synthetic_class", *_UTILITY_CLASSIFIER, "seeds"),
         }),
+        "utility_cv": Component("mammogan.families.utility_cv", {
+            "model": ("image_size",),
+            "train": ("output_dir", "batch_size"),
+            "utility": ("patches_dir", "pool_splits", "target_column", "classes", "zoom", "max_normal_per_image", "folds",
+                        "split_seed", "valid_fraction", "augment_config", "synthetic_configs", "gan_steps", "synthetic_ratios",
+                        "synthetic_classes", "bootstrap_samples", "external_test_dir", *_UTILITY_CLASSIFIER, "seeds"),
+        }),
         "singan": Component("mammogan.families.singan", {
             "dataset": ("train_dir", "test_dir"),
             "model": ("image_size",),
@@ -270,7 +279,10 @@ CATALOG: dict[str, dict[str, Component]] = {
                                 takes=ANY_IMAGE),
     },
     "classifier": {
-        "small_resnet": Component("mammogan.models.classifier", {"model": ("image_size",), "utility": ("filters",)}),
+        "small_resnet": Component("mammogan.models.classifier", {"model": ("image_size",), "utility": ("filters",)},
+                                  given=("outputs",)),
+        **{name: Component("mammogan.models.classifier", {"model": ("image_size",), "utility": ("backbone_weights",)},
+                           given=("outputs",)) for name in ("efficientnet_b0", "resnet50")},
     },
     "loss": {name: Component("mammogan.losses.pixel") for name in ("l1", "mse", "charbonnier")},
     "adversarial_loss": {

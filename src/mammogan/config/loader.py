@@ -114,6 +114,20 @@ def load_config(path: str | Path) -> Config:
     return validate(raw, path)
 
 
+def derived_config(path: Path, overrides: Mapping[str, Mapping[str, Any]]) -> Config:
+    """Another experiment's config with some keys replaced (a value None removes the key): how a study runs a GAN
+    project's recipe on its own folds. Paths left as written stay relative to `path`'s folder; errors name `path`."""
+    raw = tomllib.loads(load_config(path).path.read_text(encoding="utf-8"))
+    for section, keys in overrides.items():
+        values = raw.setdefault(section, {})
+        for key, value in keys.items():
+            if value is None:
+                values.pop(key, None)
+            else:
+                values[key] = value
+    return validate(raw, Path(path).expanduser().resolve())
+
+
 def _configs_in(folder: Path, most: int = 10) -> str:
     """The config files in a folder and its subfolders, for a folder given where a config file belongs."""
     found = [str(p.relative_to(folder)) for p in sorted(folder.glob("*.config")) + sorted(folder.glob("*/*.config"))]

@@ -257,7 +257,9 @@ UTILITY = Section(
     "patch classifier trained from scratch on real / real + traditional augmentation / real + synthetic / all three, tested on "
     "real [dataset] test_dir patches only. Real labels come from the `metadata.csv` beside the patch splits; patches are read at "
     "[model] image_size; [train] output_dir, batch_size are used. The `domain_extractor` task trains one classifier with "
-    "classifier, filters, epochs and learning_rate (seed: [train] seed).",
+    "classifier, filters, epochs and learning_rate (seed: [train] seed). The `utility_cv` task is the cross-validated study: "
+    "patient-level folds of patches_dir, generators trained per fold, arms × ratios × seeds, patient-bootstrap intervals "
+    "(docs/utility.md).",
     (
         Key("augmented_dir", FOLDER, None, "Output of `mammogan augment` run on the patch splits (its `train/images` and `augmentation.csv`); each augmented patch takes its source patch's label."),
         Key("synthetic_dir", FOLDER, None, "Output folder of a GAN `infer` run (`images/`, `manifest.csv`, `resolved.config`)."),
@@ -268,6 +270,23 @@ UTILITY = Section(
         Key("epochs", Int(1), 30, "Training epochs per run; the weights of the epoch with the lowest class-balanced [dataset] valid_dir loss are tested."),
         Key("learning_rate", Float(0.0, above=True), 1e-3, "Adam learning rate of the classifier."),
         Key("seeds", ListOf(Int(0), 1), [1, 2, 3], "One run per seed and arm; a seed fixes the initial weights and batch order, identical across arms (paired comparison)."),
+        Key("backbone_weights", FILE, None, "Pretrained classifiers (efficientnet_b0, resnet50): the local ImageNet weights file of the Keras application without its top ('*_notop.h5'); never downloaded."),
+        Key("patches_dir", FOLDER, None, "utility_cv: a prepared `patches/` folder (split subfolders and metadata.csv, images.csv beside it) whose patients are pooled and cross-validated."),
+        Key("pool_splits", ListOf(Str(("train", "valid", "test")), 1), ["train", "valid", "test"], "utility_cv: the prepared splits pooled for cross-validation (keep one aside as external_test_dir)."),
+        Key("target_column", Str(("lesion_class", "severity")), "lesion_class", "utility_cv: the metadata column the classifier predicts; severity values B/M, BENIGN/MALIGNANT read as benign/malignant."),
+        Key("classes", ListOf(Str(), 2), ["normal", "mass", "calcification"], "utility_cv: the classes (values of target_column) the classifier tells apart; patches of other values are left out."),
+        Key("zoom", Float(0.0), 0.0, "utility_cv: only patches of this prepare zoom level (0: every zoom; a patient's zooms stay in one fold)."),
+        Key("max_normal_per_image", Int(0), 0, "utility_cv: at most this many 'normal' patches per film, first by name (0: all)."),
+        Key("folds", Int(2), 5, "utility_cv: patient-level cross-validation folds, stratified by each patient's rarest class."),
+        Key("split_seed", Int(0), 0, "utility_cv: seed of the fold and validation assignment (the same for every seed and arm)."),
+        Key("valid_fraction", Float(0.05, 0.5), 0.15, "utility_cv: share of each fold's training patients held out to pick the classifier's epoch (never used by the generators)."),
+        Key("augment_config", FILE, None, "utility_cv: a `mammogan augment` config whose [generator] transforms make the traditional arm (its input_dir, output_dir and splits are replaced per fold)."),
+        Key("synthetic_configs", ListOf(FILE), [], "utility_cv: GAN experiment configs; each is trained on every fold's training patients (per class when unconditional) and sampled into its own arms."),
+        Key("gan_steps", Int(1), 500, "utility_cv: [train] gan_steps of every generator the study trains (its budget knob)."),
+        Key("synthetic_ratios", ListOf(Float(0.0, above=True), 1), [1.0], "utility_cv: synthetic images per real training patch of each synthetic class; one arm per ratio."),
+        Key("synthetic_classes", ListOf(Str()), [], "utility_cv: the classes that get synthetic images (empty: all)."),
+        Key("bootstrap_samples", Int(100), 1000, "utility_cv: patient-level bootstrap resamples of the 95 % intervals and paired p-values."),
+        Key("external_test_dir", FOLDER, None, "utility_cv: a prepared patch split of other patients (e.g. patches/test kept out of pool_splits, or another site); every fold classifier is also scored there."),
     ),
 )
 

@@ -1,6 +1,8 @@
-"""Scores of a lesion-vs-normal classifier: AUC, accuracy, F1 and per-class recall."""
+"""Scores of patch classifiers: lesion-vs-normal (AUC, accuracy, F1, per-class recall) and multi-class (macro and per class)."""
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import numpy as np
 from scipy.stats import rankdata
@@ -28,3 +30,31 @@ def classification_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict
         "recall_lesion": tp / (tp + fn) if tp + fn else float("nan"),
         "recall_normal": tn / (tn + fp) if tn + fp else float("nan"),
     }
+
+
+def multiclass_scores(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+    """Accuracy, balanced accuracy and macro AUC / F1 / precision / recall of (N, C) class probabilities, with the
+    one-vs-rest value of each per class (`auc_<class>`, ...). The prediction is the most probable class; a class never
+    predicted has precision 0, a class absent from `labels` has NaN recall and AUC (left out of the macro means)."""
+    predicted = probabilities.argmax(axis=1)
+    scores: dict[str, float] = {"accuracy": float(np.mean(predicted == labels))}
+    per_class: dict[str, list[float]] = {"auc": [], "f1": [], "precision": [], "recall": []}
+    for index, name in enumerate(classes):
+        truth, guess = labels == index, predicted == index
+        tp, fp, fn = int(np.sum(truth & guess)), int(np.sum(~truth & guess)), int(np.sum(truth & ~guess))
+        values = {"auc": roc_auc(truth.astype(int), probabilities[:, index]),
+                  "precision": tp / (tp + fp) if tp + fp else 0.0,
+                  "recall": tp / (tp + fn) if tp + fn else float("nan"),
+                  "f1": 2 * tp / (2 * tp + fp + fn) if tp + fn else float("nan")}
+        for metric, value in values.items():
+            scores[f"{metric}_{name}"] = value
+            per_class[metric].append(value)
+    scores["balanced_accuracy"] = _nanmean(per_class["recall"])
+    for metric, values in per_class.items():
+        scores[metric] = _nanmean(values)
+    return scores
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [value for value in values if not np.isnan(value)]
+    return float(np.mean(finite)) if finite else float("nan")
