@@ -113,6 +113,12 @@ def prepared(tmp_path_factory, prepared_sample) -> Path:
         '[model]\ntask = "dcgan"\ngenerator = "dcgan"\ndiscriminator = "dcgan"\nimage_size = 64\nlatent_dim = 8\nfilters = 4\n'
         'd_filters = 4\n[dataset]\ntrain_dir = "replaced"\n[train]\noutput_dir = "./output"\nbatch_size = 4\ngan_steps = 100\n'
         'tile_images = 2\n[infer]\noutput_dir = "./output/synthetic"\nnum_samples = 4\n')
+    (root / "cgan").mkdir()
+    (root / "cgan" / "train_eval_infer.config").write_text(
+        '[model]\ntask = "conditional"\ngenerator = "conditional_dcgan"\ndiscriminator = "conditional_dcgan"\n'
+        'classes = ["normal", "mass", "other"]\nimage_size = 64\nlatent_dim = 8\nfilters = 4\nd_filters = 4\n'
+        '[dataset]\ntrain_dir = "replaced"\nclass_column = "lesion_class"\n[train]\noutput_dir = "./output"\nbatch_size = 4\n'
+        'gan_steps = 100\ntile_images = 2\n[infer]\noutput_dir = "./output/synthetic"\nnum_samples = 4\n')
     return root
 
 
@@ -162,13 +168,15 @@ def test_pretrained_backbone_loads_the_given_weights_and_refuses_none(tmp_path):
 
 @pytest.fixture(scope="module")
 def study(prepared) -> Path:
-    """A finished tiny study: 3 folds × 1 seed; real, traditional, a per-class DCGAN at ratio 1, and combined."""
+    """A finished tiny study: 3 folds × 1 seed; real, traditional, a per-class DCGAN and a conditional DCGAN (its
+    classes replaced by the study's) at ratio 1, and each combined with traditional."""
     external = prepared / "external"  # the sample's test split under other patient ids: a stand-in for another site
     shutil.copytree(prepared / "data" / "patches", external / "patches")
     images = (prepared / "data" / "images.csv").read_text()
     (external / "images.csv").write_text(images.replace(",mias_p", ",site2_p"))
     config = study_config(prepared, "study", 'seeds = [4]\naugment_config = "augment.config"\n'
-                          'synthetic_configs = ["gan/train_eval_infer.config"]\ngan_steps = 4\nsynthetic_ratios = [1.0]\n'
+                          'synthetic_configs = ["gan/train_eval_infer.config", "cgan/train_eval_infer.config"]\ngan_steps = 4\n'
+                          'synthetic_ratios = [1.0]\n'
                           'external_test_dir = "external/patches/test"\n')
     assert main(["train", str(config)]) == 0
     return prepared / "study"
@@ -176,7 +184,7 @@ def study(prepared) -> Path:
 
 def test_study_writes_one_row_per_arm_and_evaluation_with_intervals(study):
     table = read_csv(study / "utility.csv")
-    arms = ["real_only", "traditional", "gan@1", "traditional+gan@1"]
+    arms = ["real_only", "traditional", "gan@1", "cgan@1", "traditional+gan@1", "traditional+cgan@1"]
     assert [(r["evaluation"], r["arm"]) for r in table] == [(e, a) for e in ("cross_validated", "external") for a in arms]
     cross = [r for r in table if r["evaluation"] == "cross_validated"]
     assert {r["test_patches"] for r in cross} == {"64"} and {r["test_patients"] for r in cross} == {"6"}
@@ -185,9 +193,10 @@ def test_study_writes_one_row_per_arm_and_evaluation_with_intervals(study):
     for row in table:
         for metric in ("auc", "balanced_accuracy", "f1", "auc_mass"):
             assert float(row[f"{metric}_low"]) <= float(row[metric]) <= float(row[f"{metric}_high"])
-    real, traditional, gan, combined = cross
+    real, traditional, gan, conditional, combined, _ = cross
     assert float(traditional["train_augmented"]) == pytest.approx(float(real["train_real"]))  # hflip: one per patch
-    assert float(gan["train_synthetic"]) == pytest.approx(float(gan["train_real"]))  # ratio 1, every class
+    for synthetic in (gan, conditional, combined):  # ratio 1, every class
+        assert float(synthetic["train_synthetic"]) == pytest.approx(float(synthetic["train_real"]))
     assert float(gan["auc_diff"]) == pytest.approx(float(gan["auc"]) - float(real["auc"]), abs=1e-5)
     assert (study / "utility.png").stat().st_size > 10_000
     assert "| traditional+gan@1 |" in (study / "utility.md").read_text()
@@ -201,7 +210,9 @@ def test_every_patch_is_tested_once_and_generators_train_on_the_folds_training_p
         roles = {role: {r["patient"] for r in folds if r["fold"] == str(fold) and r["role"] == role}
                  for role in ("train", "valid", "test")}
         assert not roles["train"] & roles["test"] and not roles["valid"] & (roles["train"] | roles["test"])
-        for provenance in (r for r in read_csv(study / "provenance.csv") if r["fold"] == str(fold)):
+        sources = [r for r in read_csv(study / "provenance.csv") if r["fold"] == str(fold)]
+        assert sorted(Path(r["gan_train_dir"]).parent.name for r in sources) == ["all", "mass", "normal"]  # cgan: one run
+        for provenance in sources:
             names = [p.name for p in (Path(provenance["gan_train_dir"]) / "images").glob("*.png")]
             trained_on = {r["patient"] for r in folds if r["fold"] == str(fold) and r["patch"] in names}
             assert names and trained_on <= roles["train"]

@@ -1,4 +1,5 @@
-"""Start TensorFlow quietly: one line naming the device instead of the CUDA stub messages of every load.
+"""Start TensorFlow quietly: one line naming the device instead of the CUDA stub messages of every load, and
+no grappler notice when a training step is first compiled.
 
 TensorFlow's C++ libraries print "Could not find cuda drivers", "failed call to cuInit", oneDNN and
 absl notices to file descriptor 2 while they load, before any log level applies. `start_tensorflow`
@@ -22,9 +23,14 @@ START_UP_NOISE = (
 )
 
 
+# Grappler's remapper declining to fuse some convolution + bias + activation gradients: harmless, yet printed as an
+# error line (E0000 ... meta_optimizer.cc) when a training step is first compiled, e.g. with spectral norm.
+COMPILE_NOISE = ("remapper failed: INVALID_ARGUMENT: Mutation::Apply error",)
+
+
 @contextlib.contextmanager
-def _native_stderr_filtered() -> Iterator[None]:
-    """Redirect fd 2 while native code loads; afterwards write back the lines that are not start-up noise."""
+def _native_stderr_filtered(noise: tuple[str, ...]) -> Iterator[None]:
+    """Redirect fd 2 while native code runs; afterwards write back the lines that are not known `noise`."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as captured:
@@ -37,15 +43,20 @@ def _native_stderr_filtered() -> Iterator[None]:
             os.close(saved)
             captured.seek(0)
             kept = [line for line in captured.read().decode("utf-8", "replace").splitlines()
-                    if line.strip() and not any(noise in line for noise in START_UP_NOISE)]
+                    if line.strip() and not any(notice in line for notice in noise)]
             if kept:
                 print("\n".join(kept), file=sys.stderr)
+
+
+def quiet_compilation() -> contextlib.AbstractContextManager[None]:
+    """Around the first call of a compiled training step: drops the remapper notice, passes every other line on."""
+    return _native_stderr_filtered(COMPILE_NOISE)
 
 
 def start_tensorflow() -> str:
     """Load TensorFlow and find its devices without the start-up notices; returns the line to show the user."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    with _native_stderr_filtered():
+    with _native_stderr_filtered(START_UP_NOISE):
         import tensorflow as tf  # loaded here, inside the redirection, on purpose
 
         gpus = tf.config.list_physical_devices("GPU")

@@ -146,9 +146,13 @@ def validation_patients(pool: Pool, training: set[str], fraction: float, seed: i
     return {patient for patient, part in part_of.items() if part == 0}
 
 
-def write_patch_folder(folder: Path, splits: dict[str, list[PoolPatch]]) -> Path:
-    """A prepared-style patch folder (`<split>/images`, masks when the source has them, `metadata.csv` with a
-    patient column) that the augmentation and the GAN families read as they read `prepare` output. Written under a
+STUDY_CLASS_COLUMN = "study_class"  # the class name of each patch in a fold folder's metadata.csv
+
+
+def write_patch_folder(folder: Path, splits: dict[str, list[PoolPatch]], classes: tuple[str, ...]) -> Path:
+    """A prepared-style patch folder (`<split>/images`, masks when the source has them, `metadata.csv` with patient
+    and study_class columns) that the augmentation and the GAN families read as they read `prepare` output (a
+    conditional GAN takes study_class as its class column). Written under a
     temporary name and renamed, so a killed study never leaves a half-written one; an existing one is kept."""
     if folder.is_dir():
         return folder
@@ -163,7 +167,7 @@ def write_patch_folder(folder: Path, splits: dict[str, list[PoolPatch]]) -> Path
             if mask.is_file():
                 (partial / split / "masks").mkdir(exist_ok=True)
                 shutil.copyfile(mask, partial / split / "masks" / patch.name)
-            rows.append({**patch.row, "split": split, "patient": patch.patient})
+            rows.append({**patch.row, "split": split, "patient": patch.patient, STUDY_CLASS_COLUMN: classes[patch.label]})
     if not rows:
         raise DataError(f"{folder}: no patches to write.")
     atomic_write_csv(partial / "metadata.csv", rows)

@@ -34,7 +34,8 @@ from ..augment.generator import run_augment
 from ..config.loader import Config, derived_config, load_config, render_config, start_output_folder
 from ..core.io import atomic_path, atomic_write_csv, atomic_write_text
 from ..core.logs import get_logger
-from ..data.cv_pool import Pool, PoolPatch, assign_folds, load_pool, validation_patients, write_patch_folder
+from ..data.cv_pool import (STUDY_CLASS_COLUMN, Pool, PoolPatch, assign_folds, load_pool, validation_patients,
+                             write_patch_folder)
 from ..data.labelled_patches import PatchSet, augmented_patches, check_disjoint
 from ..data.patch_dataset import patch_folder, patch_names, read_resized
 from ..errors import DataError, UserError
@@ -51,7 +52,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 log = get_logger("utility")
 BASELINE, TRADITIONAL = "real_only", "traditional"
 HEADLINE = ("auc", "balanced_accuracy", "accuracy", "f1", "precision", "recall")
-STUDY_CLASS_COLUMN = "study_class"  # written into the fold folders: the class name a conditional GAN trains on
 BOOTSTRAP_SEED = 2024
 
 
@@ -198,7 +198,7 @@ class CrossValidatedUtilityStudy(Study):
         if not (target / "augmentation.csv").is_file():
             partial = fold.folder / "augmented.partial"
             shutil.rmtree(partial, ignore_errors=True)
-            source = write_patch_folder(fold.folder / "real", {"train": fold.train})
+            source = write_patch_folder(fold.folder / "real", {"train": fold.train}, tuple(self.classes))
             augment = derived_config(self.u.augment_config, {"generator": {
                 "input_dir": str(source), "output_dir": str(partial), "splits": ["train"]}})
             if run_augment(augment) != 0:
@@ -217,7 +217,7 @@ class CrossValidatedUtilityStudy(Study):
         folders = {}
         for group, classes in groups.items():
             patches = [p for p in fold.train if self.classes[p.label] in classes]
-            data = write_patch_folder(fold.folder / "gan_data" / group, {"train": patches})
+            data = write_patch_folder(fold.folder / "gan_data" / group, {"train": patches}, tuple(self.classes))
             run_dir = fold.folder / "gan" / source / group
             samples = max(needed[c] for c in classes if c in needed)
             overrides = {

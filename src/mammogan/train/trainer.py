@@ -9,6 +9,7 @@ FAMILIES registry by `[model] task`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import shutil
@@ -21,6 +22,7 @@ import tensorflow as tf
 
 from ..config.loader import Config, start_output_folder
 from ..errors import UserError
+from ..core.devices import quiet_compilation
 from ..core.io import atomic_write_text, check_writable_folder
 from ..core.logs import get_logger
 from ..models.io import snapshot_folder
@@ -230,7 +232,8 @@ class Trainer:
             sums: dict[str, float] = {}
             count, started = 0, time.perf_counter()
             while step < phase_end:
-                losses = train_step(next(batches), tf.constant(step, tf.int64))
+                with quiet_compilation() if count == 0 else contextlib.nullcontext():  # an epoch's first step (the very first compiles)
+                    losses = train_step(next(batches), tf.constant(step, tf.int64))
                 step += 1
                 self.step.assign(step)
                 values = {k: float(v) for k, v in losses.items()}
