@@ -94,6 +94,10 @@ def test_multiclass_scores_on_a_hand_checked_example():
     assert scores["f1_normal"] == pytest.approx(0.5)
     assert scores["auc_calcification"] == pytest.approx(1.0)  # 0.7 and 0.4 above every other row's 0.1
     assert scores["auc"] == pytest.approx(np.mean([scores[f"auc_{c}"] for c in ("normal", "mass", "calcification")]))
+    without = multiclass_scores(labels[:4], probabilities[:4], ["normal", "mass", "calcification"])
+    assert np.isnan(without["auc"]) and np.isnan(without["precision_calcification"])  # a resample lacking a class
+    two = multiclass_scores(labels[:4], probabilities[:4], ["normal", "mass", "calcification"], expected=[0, 1])
+    assert two["balanced_accuracy"] == pytest.approx((0.5 + 1) / 2)  # an external set of two of the classes
 
 
 # --- data -----------------------------------------------------------------------------------------------------
@@ -174,7 +178,7 @@ def study(prepared) -> Path:
     shutil.copytree(prepared / "data" / "patches", external / "patches")
     images = (prepared / "data" / "images.csv").read_text()
     (external / "images.csv").write_text(images.replace(",mias_p", ",site2_p"))
-    config = study_config(prepared, "study", 'seeds = [4]\naugment_config = "augment.config"\n'
+    config = study_config(prepared, "study", 'seeds = [4]\naugment_config = "augment.config"\nrepeat_control = true\n'
                           'synthetic_configs = ["gan/train_eval_infer.config", "cgan/train_eval_infer.config"]\ngan_steps = 4\n'
                           'synthetic_ratios = [1.0]\n'
                           'external_test_dir = "external/patches/test"\n')
@@ -184,7 +188,7 @@ def study(prepared) -> Path:
 
 def test_study_writes_one_row_per_arm_and_evaluation_with_intervals(study):
     table = read_csv(study / "utility.csv")
-    arms = ["real_only", "traditional", "gan@1", "cgan@1", "traditional+gan@1", "traditional+cgan@1"]
+    arms = ["real_only", "traditional", "real_repeated", "gan@1", "cgan@1", "traditional+gan@1", "traditional+cgan@1"]
     assert [(r["evaluation"], r["arm"]) for r in table] == [(e, a) for e in ("cross_validated", "external") for a in arms]
     cross = [r for r in table if r["evaluation"] == "cross_validated"]
     assert {r["test_patches"] for r in cross} == {"64"} and {r["test_patients"] for r in cross} == {"6"}
@@ -193,8 +197,9 @@ def test_study_writes_one_row_per_arm_and_evaluation_with_intervals(study):
     for row in table:
         for metric in ("auc", "balanced_accuracy", "f1", "auc_mass"):
             assert float(row[f"{metric}_low"]) <= float(row[metric]) <= float(row[f"{metric}_high"])
-    real, traditional, gan, conditional, combined, _ = cross
+    real, traditional, repeated, gan, conditional, combined, _ = cross
     assert float(traditional["train_augmented"]) == pytest.approx(float(real["train_real"]))  # hflip: one per patch
+    assert float(repeated["train_real"]) == pytest.approx(2 * float(real["train_real"]))  # as many as traditional
     for synthetic in (gan, conditional, combined):  # ratio 1, every class
         assert float(synthetic["train_synthetic"]) == pytest.approx(float(synthetic["train_real"]))
     assert float(gan["auc_diff"]) == pytest.approx(float(gan["auc"]) - float(real["auc"]), abs=1e-5)
@@ -251,3 +256,6 @@ def test_a_killed_study_continues_where_it_stopped(prepared):
     assert len(after) == 12 and all(after[path] == mtime for path, mtime in before.items())
     assert not list((prepared / "resumed").rglob("*.tmp*")) and not list((prepared / "resumed").rglob("*.partial"))
     assert len(read_csv(prepared / "resumed" / "utility.csv")) == 2
+    config.write_text(config.read_text().replace("epochs = 2", "epochs = 3"))
+    assert main(["train", str(config)]) != 0  # planned with other classifier settings: refused, nothing mixed
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in after.items())

@@ -213,7 +213,7 @@ CATALOG: dict[str, dict[str, Component]] = {
             "model": ("image_size",),
             "train": ("output_dir", "batch_size"),
             "utility": ("patches_dir", "pool_splits", "target_column", "classes", "zoom", "max_normal_per_image", "folds",
-                        "split_seed", "valid_fraction", "augment_config", "synthetic_configs", "gan_steps", "synthetic_ratios",
+                        "split_seed", "valid_fraction", "augment_config", "repeat_control", "synthetic_configs", "gan_steps", "synthetic_ratios",
                         "synthetic_classes", "bootstrap_samples", "external_test_dir", *_UTILITY_CLASSIFIER, "seeds"),
         }),
         "singan": Component("mammogan.families.singan", {

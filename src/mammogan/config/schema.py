@@ -281,6 +281,7 @@ UTILITY = Section(
         Key("split_seed", Int(0), 0, "utility_cv: seed of the fold and validation assignment (the same for every seed and arm)."),
         Key("valid_fraction", Float(0.05, 0.5), 0.15, "utility_cv: share of each fold's training patients held out to pick the classifier's epoch (never used by the generators)."),
         Key("augment_config", FILE, None, "utility_cv: a `mammogan augment` config whose [generator] transforms make the traditional arm (its input_dir, output_dir and splits are replaced per fold)."),
+        Key("repeat_control", Bool(), False, "utility_cv: add the arm real_repeated, the real patches repeated to the traditional arm's size: as many optimisation steps per epoch as traditional, no new images (tells extra steps from extra data)."),
         Key("synthetic_configs", ListOf(FILE), [], "utility_cv: GAN experiment configs; each is trained on every fold's training patients (per class when unconditional) and sampled into its own arms."),
         Key("gan_steps", Int(1), 500, "utility_cv: [train] gan_steps of every generator the study trains (its budget knob)."),
         Key("synthetic_ratios", ListOf(Float(0.0, above=True), 1), [1.0], "utility_cv: synthetic images per real training patch of each synthetic class; one arm per ratio."),

@@ -13,6 +13,7 @@ import io
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -102,3 +103,11 @@ def check_writable_folder(folder: Path, where: str) -> None:
             pass
     except OSError as exc:
         raise UserError(f"{where} = {folder}: cannot write there ({exc.strerror or exc}).") from None
+
+
+def keep_aside(folder: Path) -> Path:
+    """Rename a previous run's folder to `<name>-<YYYYmmdd-HHMMSS>` (what `--restart` does) and return the new path."""
+    kept = folder.with_name(f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder.rename(kept)
+    log.info("--restart: the previous run in %s is kept as %s.", folder, kept)
+    return kept

@@ -139,11 +139,18 @@ def assign_folds(pool: Pool, folds: int, seed: int) -> dict[str, int]:
 
 
 def validation_patients(pool: Pool, training: set[str], fraction: float, seed: int) -> set[str]:
-    """About `fraction` of the `training` patients, stratified like the folds, for early stopping."""
+    """About `fraction` of the `training` patients, stratified like the folds, for early stopping. The rarest class
+    is dealt first, so the slice holds one of its patients; but a class is never moved wholly into it (a class
+    with one training patient keeps that patient in training)."""
     chosen = pool.select(training)
     parts = max(2, int(round(1 / fraction)))
     part_of = _stratified_parts([p.patient for p in chosen], np.array([p.label for p in chosen]), parts, seed)
-    return {patient for patient, part in part_of.items() if part == 0}
+    valid = {patient for patient, part in part_of.items() if part == 0}
+    for label in range(len(pool.classes)):
+        patients = {p.patient for p in chosen if p.label == label}
+        if patients and patients <= valid:
+            valid -= patients
+    return valid
 
 
 STUDY_CLASS_COLUMN = "study_class"  # the class name of each patch in a fold folder's metadata.csv

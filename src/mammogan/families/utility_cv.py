@@ -8,7 +8,9 @@ their patches with a `mammogan augment` recipe, and every listed GAN experiment 
 per class when it is unconditional, once when it is conditional) and sampled per class. `provenance.csv` records,
 for every synthetic folder, whose patches its generator trained on, and the study stops if any belongs to the
 fold's test or validation patients. Arms: real only; + traditional; + each GAN at each synthetic ratio; and
-traditional + each GAN at each ratio. Each arm runs once per seed (the same seeds for every arm: paired).
+traditional + each GAN at each ratio; with `repeat_control`, the real patches repeated to the traditional arm's
+size (as many optimisation steps per epoch, no new images). Each arm runs once per seed (the same seeds for
+every arm: paired).
 
 Every patch is tested exactly once over the folds, so each (arm, seed) gives one out-of-fold prediction per
 patch; scores are averaged over seeds and their 95 % intervals and paired differences to real only come from a
@@ -19,6 +21,8 @@ Each (fold, arm, seed) run is one file under `runs/`: a killed study continues w
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import math
 import shutil
 import subprocess
@@ -32,7 +36,7 @@ import numpy as np
 
 from ..augment.generator import run_augment
 from ..config.loader import Config, derived_config, load_config, render_config, start_output_folder
-from ..core.io import atomic_path, atomic_write_csv, atomic_write_text
+from ..core.io import atomic_path, atomic_write_csv, atomic_write_text, keep_aside
 from ..core.logs import get_logger
 from ..data.cv_pool import (STUDY_CLASS_COLUMN, Pool, PoolPatch, assign_folds, load_pool, validation_patients,
                              write_patch_folder)
@@ -50,7 +54,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 log = get_logger("utility")
-BASELINE, TRADITIONAL = "real_only", "traditional"
+BASELINE, TRADITIONAL, REPEATED = "real_only", "traditional", "real_repeated"
 HEADLINE = ("auc", "balanced_accuracy", "accuracy", "f1", "precision", "recall")
 BOOTSTRAP_SEED = 2024
 
@@ -61,6 +65,7 @@ class Arm:
     source: str  # "" for real_only / traditional
     ratio: float  # synthetic images per real training patch of a synthetic class (0: none)
     traditional: bool
+    repeated: bool = False  # the real patches repeated to the traditional arm's size
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,10 @@ class Fold:
 def _patch_set(pool: Pool, patches: list[PoolPatch], size: int) -> PatchSet:
     return PatchSet(pool.images(patches, size), np.array([p.label for p in patches], dtype=np.int64),
                     ("real",) * len(patches), tuple(p.path for p in patches), tuple(p.name for p in patches))
+
+
+def _file_hash(path: Path | None) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest() if path is not None else ""
 
 
 def _run_gan(gan: Config, run_dir: Path) -> None:
@@ -101,6 +110,13 @@ def _run_gan(gan: Config, run_dir: Path) -> None:
 class CrossValidatedUtilityStudy(Study):
     """`mammogan train` runs (or continues) the study, `mammogan evaluate` re-summarises the finished runs."""
 
+    @classmethod
+    def train(cls, config: Config, resume: bool) -> int:
+        """Continue the study in [train] output_dir; `--restart` keeps a previous one aside and starts over."""
+        if not resume and config.train.output_dir.is_dir():
+            keep_aside(config.train.output_dir)
+        return super().train(config, resume)
+
     def __init__(self, config: Config) -> None:
         super().__init__(config)
         self.output_dir: Path = config.train.output_dir
@@ -121,7 +137,7 @@ class CrossValidatedUtilityStudy(Study):
         sources: dict[str, Path] = {}
         for path in self.u.synthetic_configs:
             name = Path(path).parent.name
-            if name in sources or name in (BASELINE, TRADITIONAL):
+            if name in sources or name in (BASELINE, TRADITIONAL, REPEATED):
                 raise self.config.error("utility", "synthetic_configs", f"two entries are named {name!r} (their folders); "
                                         "arms are named after the experiment folder, so give each its own")
             sources[name] = Path(path)
@@ -131,6 +147,8 @@ class CrossValidatedUtilityStudy(Study):
         arms = [Arm(BASELINE, "", 0.0, False)]
         if self.u.augment_config is not None:
             arms.append(Arm(TRADITIONAL, "", 0.0, True))
+            if self.u.repeat_control:
+                arms.append(Arm(REPEATED, "", 0.0, False, repeated=True))
         for source in self.sources:
             for ratio in self.u.synthetic_ratios:
                 arms.append(Arm(f"{source}@{ratio:g}", source, ratio, False))
@@ -179,6 +197,10 @@ class CrossValidatedUtilityStudy(Study):
             valid_patients = validation_patients(pool, training, u.valid_fraction, u.split_seed + index)
             fold = Fold(index, pool.select(training - valid_patients), pool.select(valid_patients), pool.select(test_patients),
                         self.output_dir / "folds" / f"fold{index}")
+            empty = [c for i, c in enumerate(self.classes) if not any(p.label == i for p in fold.train)]
+            if empty:
+                raise self.config.error("utility", "folds", f"fold {index} has no training patches of {empty}; use fewer "
+                                        "folds or leave the class out of [utility] classes")
             folds.append(fold)
             for role, patches in (("train", fold.train), ("valid", fold.valid), ("test", fold.test)):
                 rows += [{"fold": index, "role": role, "patch": p.name, "patient": p.patient, "class": self.classes[p.label]}
@@ -187,8 +209,36 @@ class CrossValidatedUtilityStudy(Study):
                 f"{role} {len({p.patient for p in patches})} patients ("
                 + ", ".join(f"{c} {sum(p.label == i for p in patches)}" for i, c in enumerate(self.classes)) + ")"
                 for role, patches in (("train", fold.train), ("valid", fold.valid), ("test", fold.test))))
+        self._check_plan(rows)
         atomic_write_csv(self.output_dir / "folds.csv", rows)
         return folds
+
+    def _check_plan(self, fold_rows: list[dict[str, object]]) -> None:
+        """Refuse to continue a study planned with other folds, classifier, budget or recipes: its finished runs
+        would be mixed with new ones. Arms, sources and seeds may be added (they only add runs)."""
+        u, path = self.u, self.output_dir / "plan.json"
+        plan = {
+            "folds": hashlib.sha1(json.dumps(fold_rows, sort_keys=True).encode()).hexdigest(),
+            "classifier": {key: str(value) for key, value in (
+                ("classifier", u.classifier), ("filters", u.filters), ("epochs", u.epochs), ("learning_rate", u.learning_rate),
+                ("backbone_weights", u.backbone_weights), ("batch_size", self.config.train.batch_size),
+                ("image_size", self.size))},
+            "gan_steps": u.gan_steps,
+            "augment_config": _file_hash(u.augment_config),
+            "sources": {name: _file_hash(config) for name, config in self.sources.items()},
+        }
+        if path.is_file():
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+            changed = [key for key in ("folds", "classifier", "gan_steps", "augment_config")
+                       if key in earlier and earlier[key] != plan[key]]
+            changed += [f"the config of {name}" for name, digest in plan["sources"].items()
+                        if earlier.get("sources", {}).get(name, digest) != digest]
+            if changed:
+                raise UserError(f"{path}: this study was planned with other {', '.join(changed)} (patients of folds, "
+                                "classifier settings, gan_steps or a recipe); its finished runs would be mixed with new ones. "
+                                "Set another [train] output_dir, or run `1.train --restart` to keep it aside and start over.")
+            plan["sources"] = {**earlier.get("sources", {}), **plan["sources"]}
+        atomic_write_text(path, json.dumps(plan, indent=1))
 
     # --- what each fold adds to the real patches ------------------------------------------------------------
 
@@ -324,7 +374,7 @@ class CrossValidatedUtilityStudy(Study):
         for fold in folds:
             real, valid, test = (_patch_set(pool, patches, self.size) for patches in (fold.train, fold.valid, fold.test))
             pending = [(arm, seed) for arm in self.arms for seed in seeds if not self._run_path(fold.index, arm, seed).is_file()]
-            traditional = self._traditional(fold, real) if any(arm.traditional for arm in self.arms) else None
+            traditional = self._traditional(fold, real) if self.u.augment_config is not None else None
             synthetic_folders = {}
             for source in self.sources:
                 synthetic_folders[source] = self._gan_runs(fold, source)
@@ -332,8 +382,11 @@ class CrossValidatedUtilityStudy(Study):
                     provenance.append(self._check_provenance(fold, source, folder, patient_of))
             for arm, seed in pending:
                 train = real + traditional if arm.traditional and traditional is not None else real
+                if arm.repeated and traditional is not None:
+                    for _ in range(int(round(len(traditional.labels) / len(real.labels)))):
+                        train = train + real
                 if arm.source:
-                    counts = {c: int(round(arm.ratio * sum(p.label == self.classes.index(c) for p in fold.train)))
+                    counts = {c: math.floor(arm.ratio * sum(p.label == self.classes.index(c) for p in fold.train) + 0.5)
                               for c in self.synthetic_classes}
                     train = train + self._synthetic(fold, synthetic_folders[arm.source], counts)
                 check_disjoint(train, valid + test)
@@ -413,8 +466,9 @@ class CrossValidatedUtilityStudy(Study):
             predictions = {name: [probs for rows in per_seed for probs in self._probabilities(rows, role, key, by_fold=True)]
                            for name, per_seed in runs.items()}
         resamples = patient_resamples(patients, self.u.bootstrap_samples, BOOTSTRAP_SEED)
+        present = sorted(set(labels.tolist()))  # macro means over these; NaN in a resample that lacks one
         compared = compare_arms(labels, predictions, BASELINE,
-                                lambda y, p: multiclass_scores(y, p, self.classes), resamples)
+                                lambda y, p: multiclass_scores(y, p, self.classes, present), resamples)
         rows = []
         for arm in arms:
             first_rows = [row for row in runs[arm.name][0] if row["set"] == "test"]

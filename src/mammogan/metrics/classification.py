@@ -32,10 +32,15 @@ def classification_scores(labels: np.ndarray, probabilities: np.ndarray) -> dict
     }
 
 
-def multiclass_scores(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]) -> dict[str, float]:
+def multiclass_scores(labels: np.ndarray, probabilities: np.ndarray, classes: Sequence[str],
+                      expected: Sequence[int] | None = None) -> dict[str, float]:
     """Accuracy, balanced accuracy and macro AUC / F1 / precision / recall of (N, C) class probabilities, with the
-    one-vs-rest value of each per class (`auc_<class>`, ...). The prediction is the most probable class; a class never
-    predicted has precision 0, a class absent from `labels` has NaN recall and AUC (left out of the macro means)."""
+    one-vs-rest value of each per class (`auc_<class>`, ...). The prediction is the most probable class; a present
+    class never predicted has precision 0, a class absent from `labels` has NaN per-class scores.
+
+    Macro means are over the `expected` class ids (default: all); when one of them is absent from `labels` (a
+    bootstrap resample without its patients) they are NaN, so intervals never mix averages over different classes."""
+    expected = list(range(len(classes))) if expected is None else list(expected)
     predicted = probabilities.argmax(axis=1)
     scores: dict[str, float] = {"accuracy": float(np.mean(predicted == labels))}
     per_class: dict[str, list[float]] = {"auc": [], "f1": [], "precision": [], "recall": []}
@@ -43,18 +48,15 @@ def multiclass_scores(labels: np.ndarray, probabilities: np.ndarray, classes: Se
         truth, guess = labels == index, predicted == index
         tp, fp, fn = int(np.sum(truth & guess)), int(np.sum(~truth & guess)), int(np.sum(truth & ~guess))
         values = {"auc": roc_auc(truth.astype(int), probabilities[:, index]),
-                  "precision": tp / (tp + fp) if tp + fp else 0.0,
+                  "precision": (tp / (tp + fp) if tp + fp else 0.0) if tp + fn else float("nan"),
                   "recall": tp / (tp + fn) if tp + fn else float("nan"),
                   "f1": 2 * tp / (2 * tp + fp + fn) if tp + fn else float("nan")}
         for metric, value in values.items():
             scores[f"{metric}_{name}"] = value
-            per_class[metric].append(value)
-    scores["balanced_accuracy"] = _nanmean(per_class["recall"])
+            if index in expected:
+                per_class[metric].append(value)
+    complete = all(np.any(labels == index) for index in expected)
+    scores["balanced_accuracy"] = float(np.mean(per_class["recall"])) if complete else float("nan")
     for metric, values in per_class.items():
-        scores[metric] = _nanmean(values)
+        scores[metric] = float(np.mean(values)) if complete else float("nan")
     return scores
-
-
-def _nanmean(values: list[float]) -> float:
-    finite = [value for value in values if not np.isnan(value)]
-    return float(np.mean(finite)) if finite else float("nan")

@@ -23,7 +23,7 @@ import tensorflow as tf
 from ..config.loader import Config, start_output_folder
 from ..errors import UserError
 from ..core.devices import quiet_compilation
-from ..core.io import atomic_write_text, check_writable_folder
+from ..core.io import atomic_write_text, check_writable_folder, keep_aside
 from ..core.logs import get_logger
 from ..models.io import snapshot_folder
 from ..registry import FAMILIES
@@ -179,9 +179,7 @@ class Trainer:
         if not self.is_chief or not holds_run(self.output_dir):
             return
         if not resume:
-            kept = self.output_dir.with_name(f"{self.output_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-            self.output_dir.rename(kept)
-            log.info("--restart: the previous run in %s is kept as %s.", self.output_dir, kept)
+            keep_aside(self.output_dir)
         elif not checkpoint_paths(self.checkpoint_dir):
             raise UserError(f"{self.output_dir} ([train] output_dir) holds a run with no checkpoint to resume from; training "
                             "would overwrite its models and metrics. Use --restart to keep it under a timestamped name "
