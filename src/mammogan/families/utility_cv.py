@@ -493,25 +493,27 @@ class CrossValidatedUtilityStudy(Study):
     def _plot(self, table: list[dict[str, object]], arms: list[Arm]) -> None:
         evaluations = [e for e in ("cross_validated", "external") if any(row["evaluation"] == e for row in table)]
         metrics = ("auc", "balanced_accuracy")
-        figure, axes = plt.subplots(1, len(metrics), figsize=(max(8, 1.1 * len(arms) * len(metrics)), 5), squeeze=False)
+        figure, axes = plt.subplots(len(metrics), 1, figsize=(max(8, 0.9 * len(arms)), 4 * len(metrics)), squeeze=False)
         positions = np.arange(len(arms))
         width = 0.8 / len(evaluations)
-        for axis, metric in zip(axes[0], metrics):
+        for axis, metric in zip(axes[:, 0], metrics):
+            lowest = 1.0
             for index, evaluation in enumerate(evaluations):
                 rows = {row["arm"]: row for row in table if row["evaluation"] == evaluation}
                 values = np.array([float(rows[a.name][metric]) for a in arms])
                 low = np.array([float(rows[a.name][f"{metric}_low"]) for a in arms])
                 high = np.array([float(rows[a.name][f"{metric}_high"]) for a in arms])
+                lowest = min(lowest, float(np.nanmin(low)))
                 axis.bar(positions + (index - (len(evaluations) - 1) / 2) * width, values, width,
                          yerr=np.nan_to_num([values - low, high - values]), capsize=3,
                          label=f"{evaluation.replace('_', '-')} ({rows[BASELINE]['test_patients']} patients)")
             baseline = next(float(row[metric]) for row in table if row["arm"] == BASELINE and row["evaluation"] == evaluations[0])
             axis.axhline(baseline, color="grey", linewidth=0.8, linestyle="--")
             axis.set_xticks(positions, [a.name for a in arms], rotation=35, ha="right", fontsize=8)
-            axis.set_ylim(0, 1.02)
+            axis.set_ylim(max(0.0, np.floor((lowest - 0.05) * 10) / 10), 1.0)  # differences matter, not the zero
             axis.set_title("macro AUC" if metric == "auc" else metric.replace("_", " "), fontsize=10)
             axis.grid(axis="y", alpha=0.3)
-        axes[0][0].legend(fontsize=8, loc="lower left")
+        axes[0][0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         figure.suptitle(f"{'/'.join(self.classes)} patch classifier: mean over {len(self.u.seeds)} seeds, 95 % patient-bootstrap "
                         f"intervals ({self.u.folds}-fold CV)", fontsize=10)
         figure.tight_layout()
