@@ -97,8 +97,8 @@ def augmented_patches(augmented_dir: Path, real_train: PatchSet, size: int) -> P
                     tuple(name for name, _ in sources))
 
 
-def _check_gan_training_data(synthetic_dir: Path, held_out: list[str]) -> None:
-    """The GAN's own config (saved by `infer`) must not name a training folder holding evaluation patches."""
+def generator_training_dir(synthetic_dir: Path) -> Path:
+    """The [dataset] train_dir of the GAN behind a synthetic folder, read from the resolved.config its `infer` wrote."""
     resolved = synthetic_dir / "resolved.config"
     if not resolved.is_file():
         raise DataError(f"{resolved}: not found; the synthetic folder must be written by a GAN `infer` run, whose "
@@ -106,6 +106,18 @@ def _check_gan_training_data(synthetic_dir: Path, held_out: list[str]) -> None:
     gan_train_dir = load_config(resolved).dataset.train_dir
     if gan_train_dir is None:
         raise DataError(f"{resolved}: [dataset] train_dir is not set, so the GAN's training data is unknown.")
+    return gan_train_dir
+
+
+def written_samples(synthetic_dir: Path) -> list[dict[str, str]]:
+    """The manifest rows of the images a GAN `infer` run wrote (near-copies it rejected left out), in manifest order."""
+    rows = _read_csv(synthetic_dir / "manifest.csv", ("image",), "`mammogan infer` of a synthetic-image GAN")
+    return [row for row in rows if row.get("status", "written") == "written"]
+
+
+def _check_gan_training_data(synthetic_dir: Path, held_out: list[str]) -> None:
+    """The GAN's own config (saved by `infer`) must not name a training folder holding evaluation patches."""
+    gan_train_dir = generator_training_dir(synthetic_dir)
     leaked = sorted(set(patch_names(gan_train_dir)) & set(held_out))
     if leaked:
         raise DataError(f"{synthetic_dir}: the GAN was trained on {gan_train_dir}, which holds {len(leaked)} validation/test "
@@ -136,8 +148,7 @@ def _round_robin(labels: list[int], count: int) -> list[int]:
 def synthetic_patches(config: Config, synthetic_dir: Path, count: int, size: int, held_out: list[str]) -> PatchSet:
     """`count` written samples of a GAN `infer` folder, taking its classes in turn, each with its label."""
     _check_gan_training_data(synthetic_dir, held_out)
-    rows = _read_csv(synthetic_dir / "manifest.csv", ("image",), "`mammogan infer` of a synthetic-image GAN")
-    written = [row for row in rows if row.get("status", "written") == "written"]
+    written = written_samples(synthetic_dir)
     leaked = sorted({row["source_patch"] for row in written if row.get("source_patch") in set(held_out)})
     if leaked:  # a translation (CycleGAN) or an injected sample (SinGAN) keeps its source's geometry
         raise DataError(f"{synthetic_dir / 'manifest.csv'}: {len(leaked)} images derive from validation/test patches of "

@@ -40,7 +40,7 @@ from ..core.io import atomic_path, atomic_write_csv, atomic_write_text, keep_asi
 from ..core.logs import get_logger
 from ..data.cv_pool import (STUDY_CLASS_COLUMN, Pool, PoolPatch, assign_folds, load_pool, validation_patients,
                              write_patch_folder)
-from ..data.labelled_patches import PatchSet, augmented_patches, check_disjoint
+from ..data.labelled_patches import PatchSet, augmented_patches, check_disjoint, generator_training_dir, written_samples
 from ..data.patch_dataset import patch_folder, patch_names, read_resized
 from ..errors import DataError, UserError
 from ..metrics.classification import multiclass_scores
@@ -55,7 +55,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 log = get_logger("utility")
 BASELINE, TRADITIONAL, REPEATED = "real_only", "traditional", "real_repeated"
-HEADLINE = ("auc", "balanced_accuracy", "accuracy", "f1", "precision", "recall")
 BOOTSTRAP_SEED = 2024
 
 
@@ -79,6 +78,14 @@ class Fold:
     @property
     def held_out_patients(self) -> set[str]:
         return {p.patient for p in self.valid + self.test}
+
+    def train_count(self, label: int) -> int:
+        return sum(p.label == label for p in self.train)
+
+
+def _ratio_count(ratio: float, real: int) -> int:
+    """Synthetic images of a class at `ratio` per real training patch (halves round up)."""
+    return math.floor(ratio * real + 0.5)
 
 
 def _patch_set(pool: Pool, patches: list[PoolPatch], size: int) -> PatchSet:
@@ -128,6 +135,9 @@ class CrossValidatedUtilityStudy(Study):
         if unknown:
             raise config.error("utility", "synthetic_classes", f"{unknown} are not in [utility] classes {self.classes}")
         self.sources = self._sources()
+        # Read once, before any work: a source config that does not load stops the study here. A conditional family
+        # reads [model] classes and is trained once per fold; an unconditional one once per class.
+        self.conditional = {name: load_config(path).reads("model", "classes") for name, path in self.sources.items()}
         self.arms = self._arms()
 
     # --- plan -------------------------------------------------------------------------------------------
@@ -259,9 +269,8 @@ class CrossValidatedUtilityStudy(Study):
 
     def _gan_runs(self, fold: Fold, source: str) -> dict[str, Path]:
         """Train (or reuse) the source's generator(s) on the fold's training patients; class → synthetic folder."""
-        base = self.sources[source]
-        conditional = load_config(base).reads("model", "classes")
-        needed = {c: math.ceil(max(self.u.synthetic_ratios) * sum(p.label == self.classes.index(c) for p in fold.train))
+        base, conditional = self.sources[source], self.conditional[source]
+        needed = {c: _ratio_count(max(self.u.synthetic_ratios), fold.train_count(self.classes.index(c)))
                   for c in self.synthetic_classes}
         groups = {"all": self.classes} if conditional else {c: [c] for c in self.synthetic_classes}
         folders = {}
@@ -295,10 +304,8 @@ class CrossValidatedUtilityStudy(Study):
 
     def _check_provenance(self, fold: Fold, source: str, synthetic: Path, patient_of: dict[str, str]) -> dict[str, object]:
         """Whose patches the generator behind `synthetic` trained on: all must be the fold's training patients."""
-        gan_train_dir = load_config(synthetic / "resolved.config").dataset.train_dir
-        names = patch_names(gan_train_dir)
-        with (synthetic / "manifest.csv").open(newline="", encoding="utf-8") as handle:
-            names += [row["source_patch"] for row in csv.DictReader(handle) if row.get("source_patch")]
+        gan_train_dir = generator_training_dir(synthetic)
+        names = patch_names(gan_train_dir) + [row["source_patch"] for row in written_samples(synthetic) if row.get("source_patch")]
         unknown = sorted(set(names) - set(patient_of))
         if unknown:
             raise DataError(f"{synthetic}: its generator trained on patches the study does not know (e.g. {unknown[0]} in "
@@ -313,24 +320,29 @@ class CrossValidatedUtilityStudy(Study):
                 "gan_train_patches": len(names), "gan_train_patients": len(patients), "test_or_valid_patients_among_them": 0,
                 "train_seconds": float(seconds.read_text()) if seconds.is_file() else float("nan")}
 
-    def _synthetic(self, fold: Fold, folders: dict[str, Path], counts: dict[str, int]) -> PatchSet:
-        """`counts[class]` written samples of each class, first in manifest order (so a larger ratio adds to a smaller)."""
-        images, labels, paths = [], [], []
-        for name, count in counts.items():
-            folder = folders[name]
-            with (folder / "manifest.csv").open(newline="", encoding="utf-8") as handle:
-                rows = [r for r in csv.DictReader(handle) if r.get("status", "written") == "written"
-                        and r.get("class", name) in (name, "")]
+    def _synthetic_samples(self, fold: Fold, folders: dict[str, Path]) -> dict[str, PatchSet]:
+        """Per synthetic class, the written samples the largest ratio takes, read once per fold: first in manifest
+        order, so a smaller ratio takes a prefix of a larger one's."""
+        samples = {}
+        for name in self.synthetic_classes:
+            label = self.classes.index(name)
+            count = _ratio_count(max(self.u.synthetic_ratios), fold.train_count(label))
+            rows = [r for r in written_samples(folders[name]) if r.get("class", name) in (name, "")]
             if len(rows) < count:
-                raise DataError(f"{folder}: {len(rows)} written {name} samples, {count} needed for fold {fold.index}; "
+                raise DataError(f"{folders[name]}: {len(rows)} written {name} samples, {count} needed for fold {fold.index}; "
                                 "lower [utility] synthetic_ratios or remove the folder to sample again.")
-            chosen = [patch_folder(folder) / r["image"] for r in rows[:count]]
-            paths += chosen
-            labels += [self.classes.index(name)] * count
-            images.append(read_resized(chosen, self.size) if chosen else np.zeros((0, self.size, self.size), np.float32))
-        total = len(paths)
-        return PatchSet(np.concatenate(images) if images else np.zeros((0, self.size, self.size), np.float32),
-                        np.array(labels, dtype=np.int64), ("synthetic",) * total, tuple(paths), ("",) * total)
+            paths = tuple(patch_folder(folders[name]) / r["image"] for r in rows[:count])
+            images = read_resized(list(paths), self.size) if paths else np.zeros((0, self.size, self.size), np.float32)
+            samples[name] = PatchSet(images, np.full(count, label, dtype=np.int64), ("synthetic",) * count, paths, ("",) * count)
+        return samples
+
+    def _synthetic_at(self, fold: Fold, samples: dict[str, PatchSet], ratio: float) -> PatchSet:
+        """The synthetic images of an arm at `ratio`: that many per real training patch of each synthetic class."""
+        parts = []
+        for name, found in samples.items():
+            n = _ratio_count(ratio, fold.train_count(self.classes.index(name)))
+            parts.append(PatchSet(found.images[:n], found.labels[:n], found.origins[:n], found.paths[:n], found.sources[:n]))
+        return sum(parts[1:], parts[0])
 
     # --- runs -------------------------------------------------------------------------------------------
 
@@ -372,23 +384,22 @@ class CrossValidatedUtilityStudy(Study):
                  ", ".join(a.name for a in self.arms), self.u.classifier, self.output_dir)
         provenance = []
         for fold in folds:
-            real, valid, test = (_patch_set(pool, patches, self.size) for patches in (fold.train, fold.valid, fold.test))
+            synthetic_folders = {source: self._gan_runs(fold, source) for source in self.sources}
+            provenance += [self._check_provenance(fold, source, folder, patient_of)
+                           for source, folders in synthetic_folders.items() for folder in sorted(set(folders.values()))]
             pending = [(arm, seed) for arm in self.arms for seed in seeds if not self._run_path(fold.index, arm, seed).is_file()]
+            if not pending:
+                continue
+            real, valid, test = (_patch_set(pool, patches, self.size) for patches in (fold.train, fold.valid, fold.test))
             traditional = self._traditional(fold, real) if self.u.augment_config is not None else None
-            synthetic_folders = {}
-            for source in self.sources:
-                synthetic_folders[source] = self._gan_runs(fold, source)
-                for folder in sorted(set(synthetic_folders[source].values())):
-                    provenance.append(self._check_provenance(fold, source, folder, patient_of))
+            synthetic = {source: self._synthetic_samples(fold, folders) for source, folders in synthetic_folders.items()}
             for arm, seed in pending:
                 train = real + traditional if arm.traditional and traditional is not None else real
                 if arm.repeated and traditional is not None:
                     for _ in range(int(round(len(traditional.labels) / len(real.labels)))):
                         train = train + real
                 if arm.source:
-                    counts = {c: math.floor(arm.ratio * sum(p.label == self.classes.index(c) for p in fold.train) + 0.5)
-                              for c in self.synthetic_classes}
-                    train = train + self._synthetic(fold, synthetic_folders[arm.source], counts)
+                    train = train + self._synthetic_at(fold, synthetic[arm.source], arm.ratio)
                 check_disjoint(train, valid + test)
                 self._train_one(fold, arm, seed, train, valid, test, external, external_patients)
         if provenance:
@@ -453,7 +464,7 @@ class CrossValidatedUtilityStudy(Study):
             return []
         order = sorted(range(len(first)), key=lambda i: (first[i]["fold"], first[i]["patch"]))
         if role == "test":  # one prediction per patch and seed, pooled over the folds
-            key = [(first[i]["patch"]) for i in order]
+            key = [first[i]["patch"] for i in order]
             labels = np.array([int(first[i]["label"]) for i in order])
             patients = [first[i]["patient"] for i in order]
             predictions = {name: [self._probabilities(rows, role, key, by_fold=False) for rows in per_seed]
