@@ -1,6 +1,6 @@
 @echo off
 rem Quick start (Windows): set up .venv, then run the main job on the bundled mini-MIAS sample:
-rem prepare -> augment -> train a tiny SRGAN (x2) and a tiny DCGAN -> evaluate -> infer.
+rem prepare -> augment -> train a small SR network (x2, pixel loss) and a tiny DCGAN -> evaluate -> infer.
 setlocal
 cd /d "%~dp0"
 call scripts\setup_env.bat requirements.txt || exit /b 1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start: set up .venv, then run the main job on the bundled mini-MIAS sample:
-# prepare → augment → train a tiny SRGAN (×2) and a tiny DCGAN → evaluate → infer.
+# prepare → augment → train a small SR network (×2, pixel loss) and a tiny DCGAN → evaluate → infer.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup_env.sh requirements.txt

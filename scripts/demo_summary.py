@@ -38,7 +38,7 @@ def main() -> int:
     baselines = [arm for arm in ("step0_generator", "gaussian_noise") if arm in kid]
     beaten = [arm for arm in baselines if kid["generator"] < kid[arm]]
     lost = [arm for arm in baselines if arm not in beaten]
-    print(f"Trained: SRGAN x2 ({last_step(SR)} steps) and DCGAN ({last_step(GAN)} steps) on the bundled mini-MIAS sample.")
+    print(f"Trained: SR x2 (srgan family, pixel loss only, {last_step(SR)} steps) and DCGAN ({last_step(GAN)} steps) on the bundled mini-MIAS sample.")
     print(f"SR on held-out films, PSNR over bicubic: whole image {gain('psnr')}, breast tissue {gain('tissue_psnr')}.")
     print(f"DCGAN KID ({next(iter(gan.values()))['extractor']} features, lower is better): {ranked}.")
     print(f"The generator beats {', '.join(beaten) or 'no baseline'}" + (f" and does NOT beat {', '.join(lost)}" if lost else "")
