@@ -41,8 +41,11 @@ def main() -> int:
     print(f"Trained: SR x2 (srgan family, pixel loss only, {last_step(SR)} steps) and DCGAN ({last_step(GAN)} steps) on the bundled mini-MIAS sample.")
     print(f"SR on held-out films, PSNR over bicubic: whole image {gain('psnr')}, breast tissue {gain('tissue_psnr')}.")
     print(f"DCGAN KID ({next(iter(gan.values()))['extractor']} features, lower is better): {ranked}.")
+    texture = {arm: row.get("texture_c2st", "") for arm, row in gan.items()}
     print(f"The generator beats {', '.join(beaten) or 'no baseline'}" + (f" and does NOT beat {', '.join(lost)}" if lost else "")
-          + " on this extractor.")
+          + " on this extractor" + (f"; texture C2ST (0.5 = indistinguishable from real test patches) generator "
+                                    f"{float(texture['generator']):.2f}, real_train {float(texture['real_train']):.2f}."
+                                    if texture.get("generator") and texture.get("real_train") else "."))
     print(f"Reports: {SR / 'report.html'}  {GAN / 'report.html'}")
     return 0
 

@@ -20,7 +20,7 @@ from ..data.patch_dataset import load_patches, load_synthetic_patches
 from ..data.samplers import PatchSampler
 from ..evaluate.synthetic import check_synthetic_evaluation, evaluate_synthetic
 from ..infer.synthetic import write_synthetic_dataset
-from ..losses import gradient_penalty
+from ..losses import gradient_penalty, spectral_loss_per_example
 from ..metrics.distribution import kid
 from ..metrics.features import build_random_cnn
 from ..metrics.numpy_metrics import moment_distance
@@ -146,13 +146,19 @@ class PatchGAN(GANFamily):
         """One G update against D on a per-replica part of `real_batch`; returns {"g": loss, ...}."""
         generator, discriminator = self.generator, self.discriminator
         noise = self.random.normal([tf.shape(real)[0], self.config.model.latent_dim])
+        spectral_weight = self.config.train.spectral_weight
 
         def loss() -> tuple[tf.Tensor, Logs]:
             fake = generator(noise, training=True)
             real_logits = discriminator(self.d_view(real, step, for_generator=True), training=True)[0]
             fake_logits = discriminator(self.d_view(fake, step, for_generator=True), training=True)[0]
-            g_loss = self.average(self.adversarial.generator(real_logits, fake_logits))
-            return g_loss, {"g": g_loss}
+            per_example = self.adversarial.generator(real_logits, fake_logits)
+            if spectral_weight == 0:
+                g_loss = self.average(per_example)
+                return g_loss, {"g": g_loss}
+            spectral = spectral_loss_per_example(real, fake)
+            g_loss = self.average(per_example + spectral_weight * spectral)
+            return g_loss, {"g": g_loss, "g_spectral": self.average(spectral)}
 
         return take_step(self.g_optimizer, generator.trainable_variables, loss)
 
