@@ -146,3 +146,14 @@ def test_spectral_norm_wraps_every_weighted_layer_of_the_sr_discriminator():
     bare = [layer.name for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
     wrapped = [layer for layer in model.layers if isinstance(layer, keras.layers.SpectralNormalization)]
     assert not bare and len(wrapped) == 1 + 2 * 2 + 2  # input conv, two convs per block, fc and logits
+
+
+def test_spectral_weight_pulls_the_samples_spectrum_towards_the_real_patches(prepared_sample, tmp_path):
+    """`[train] spectral_weight` adds the logged `g_spectral` term, which training drives down."""
+    raw, _ = shrunk("DCGAN-MIAS", prepared_sample, tmp_path / "out")
+    raw["train"].update(spectral_weight=20.0, gan_steps=150, steps_per_epoch=50)
+    Trainer(validate(raw, REPO / "projects" / "GAN" / "DCGAN-MIAS" / "train_eval_infer.config")).fit(resume=False)
+    rows = history(tmp_path / "out")
+    spectral = [float(row["gan/g_spectral"]) for row in rows[1:]]
+    assert len(spectral) == 3 and all(math.isfinite(value) for value in spectral)
+    assert spectral[-1] < 0.5 * spectral[0]
