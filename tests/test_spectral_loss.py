@@ -34,14 +34,22 @@ def test_a_grating_puts_its_power_in_its_own_band_as_the_numpy_spectrum_does():
     assert np.allclose(spectra[1], reference, atol=1e-3)
 
 
+def test_on_axis_frequencies_of_sizes_that_are_not_powers_of_two_stay_in_their_band():
+    side = 48  # 6 cycles per 48 px = 0.125 cycles/px: bin 6 of 24, where floating point used to put it in bin 5
+    xs = np.arange(side) / side
+    image = np.tile(np.cos(2 * np.pi * 6 * xs), (side, 1)).astype(np.float32)
+    spectra = log_radial_spectrum(tf.constant(image[None, ..., None])).numpy()[0]
+    assert int(np.argmax(spectra)) == 5 and int(np.argmax(radial_power_spectrum((image + 1) / 2, side // 2))) == 6
+
+
 def test_the_term_is_zero_for_one_batch_and_grows_with_a_spectral_mismatch():
     rng = np.random.default_rng(0)
     real = batch(*(rng.normal(0, 0.3, (SIDE, SIDE)).astype(np.float32) for _ in range(6)))
     same = spectral_loss_per_example(real, real).numpy()
     assert same.shape == (6,) and np.allclose(same, same[0]) and same[0] < 1e-6
-    shuffled = spectral_loss_per_example(real, tf.reverse(real, axis=[1])).numpy()[0]  # flips keep the spectrum
+    flipped = spectral_loss_per_example(real, tf.reverse(real, axis=[1])).numpy()[0]  # flips keep the spectrum
     smooth = spectral_loss_per_example(real, batch(*(grating(1, phase) for phase in np.linspace(0, 3, 6)))).numpy()[0]
-    assert shuffled < 1e-6 and smooth > 1.0
+    assert flipped < 1e-6 and smooth > 1.0
 
 
 def test_descending_the_term_gives_smooth_images_the_real_batch_grain():

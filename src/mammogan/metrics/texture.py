@@ -45,7 +45,7 @@ def _windowed_power(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def radial_power_spectrum(image: np.ndarray, bins: int) -> np.ndarray:
     """Mean power at `bins` linearly spaced radial frequencies from 0 to Nyquist (mean removed, Hann window)."""
     power, radius = _windowed_power(image)
-    index = np.minimum((radius / 0.5 * bins).astype(np.int64), bins)  # past Nyquist (the corners) is dropped
+    index = np.minimum(np.floor(radius / 0.5 * bins + 1e-6).astype(np.int64), bins)  # past Nyquist (the corners) is dropped
     sums = np.bincount(index.ravel(), power.ravel(), minlength=bins + 1)[:bins]
     counts = np.bincount(index.ravel(), minlength=bins + 1)[:bins]
     return sums / np.maximum(counts, 1)
