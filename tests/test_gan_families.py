@@ -22,8 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 STEPS = 12
 
 
-def shrunk(family: str, data: Path, output: Path) -> tuple[dict, Trainer]:
-    """The family's experiment config with tiny models and the prepared sample's patches (an override, not a copy)."""
+def shrunk(family: str, data: Path, output: Path, **train: object) -> tuple[dict, Trainer]:
+    """The family's experiment config with tiny models and the prepared sample's patches (an override, not a copy);
+    `train` overrides further [train] keys before the Trainer is built."""
     path = REPO / "projects" / "GAN" / family / "train_eval_infer.config"
     with path.open("rb") as handle:
         raw = tomllib.load(handle)
@@ -33,6 +34,7 @@ def shrunk(family: str, data: Path, output: Path) -> tuple[dict, Trainer]:
     raw["train"].update(output_dir=str(output), batch_size=8, gan_steps=STEPS, steps_per_epoch=6, ema_decay=0.0)
     if raw["train"].get("ada_target"):
         raw["train"].update(ada_speed_images=500.0, ada_interval=1)  # p moves visibly within a dozen steps
+    raw["train"].update(train)
     return raw, Trainer(validate(raw, path))
 
 
@@ -158,9 +160,8 @@ def test_spectral_weight_pulls_the_samples_spectrum_towards_the_real_patches(pre
     real = load_patches(prepared_sample / "patches" / "train", 32)[..., None] * 2.0 - 1.0
     gaps = {}
     for weight in (0.0, 20.0):
-        raw, _ = shrunk("DCGAN-MIAS", prepared_sample, tmp_path / f"out{weight:g}")
-        raw["train"].update(spectral_weight=weight, gan_steps=150, steps_per_epoch=50)
-        trainer = Trainer(validate(raw, REPO / "projects" / "GAN" / "DCGAN-MIAS" / "train_eval_infer.config"))
+        _, trainer = shrunk("DCGAN-MIAS", prepared_sample, tmp_path / f"out{weight:g}", spectral_weight=weight,
+                            gan_steps=150, steps_per_epoch=50)
         trainer.fit(resume=False)
         samples = trainer.task.sample(latent_batch(len(real), 16, seed=3))[..., None] * 2.0 - 1.0
         gaps[weight] = float(spectral_loss_per_example(tf.constant(real, tf.float32), tf.constant(samples, tf.float32))[0])
