@@ -62,7 +62,8 @@ def test_arguments_for_gives_a_builder_its_keys_and_only_overrides_of_them(tmp_p
                     'd_filters = 8\n')
     config = load_config(path)
     assert config.arguments_for("discriminator", "dcgan", d_normalization="layer") == {
-        "image_size": 32, "d_filters": 8, "spectral_norm": False, "d_normalization": "layer"}
+        "image_size": 32, "d_filters": 8, "spectral_norm": False, "d_normalization": "layer", "d_laplacian": False,
+        "d_minibatch_std": False}
     assert config.arguments_for("discriminator", "vgg", d_normalization="layer") == {
         "d_filters": 8, "d_blocks": 4, "spectral_norm": False}
     assert config.arguments_for("classifier", "small_resnet") == {"image_size": 32, "filters": 16}

@@ -269,10 +269,12 @@ CATALOG: dict[str, dict[str, Component]] = {
     "discriminator": {
         "vgg": Component("mammogan.models.discriminators", {"model": ("d_filters", "d_blocks", "spectral_norm")}, takes=ANY_IMAGE),
         "unet": Component("mammogan.models.discriminators", {"model": ("d_filters", "d_blocks", "spectral_norm")}, takes=ANY_IMAGE),
-        "dcgan": Component("mammogan.models.discriminators", {"model": ("image_size", "d_filters", "spectral_norm", "d_normalization")},
+        "dcgan": Component("mammogan.models.discriminators", {"model": (
+            "image_size", "d_filters", "spectral_norm", "d_normalization", "d_laplacian", "d_minibatch_std")},
                            takes=SIZED_IMAGE),
         "conditional_dcgan": Component("mammogan.models.conditional", {"model": (
-            "image_size", "d_filters", "spectral_norm", "d_normalization", "classes", "projection")}, takes=IMAGE_CLASS),
+            "image_size", "d_filters", "spectral_norm", "d_normalization", "classes", "projection", "d_laplacian",
+            "d_minibatch_std")}, takes=IMAGE_CLASS),
         "patchgan": Component("mammogan.models.pix2pix", {"model": ("image_size", "d_filters", "d_blocks", "spectral_norm", "d_normalization")},
                               takes=MASK_IMAGE),
         "patchgan70": Component("mammogan.models.cyclegan", {"model": ("d_filters", "d_blocks", "spectral_norm", "d_normalization")},

@@ -38,14 +38,15 @@ def build_conditional_generator(image_size: int = 64, latent_dim: int = 128, fil
 @DISCRIMINATORS.register("conditional_dcgan")
 def build_conditional_discriminator(image_size: int = 64, d_filters: int = 64, spectral_norm: bool = False,
                                     d_normalization: str = "batch", classes: list[str] | None = None,
-                                    projection: bool = True) -> keras.Model:
+                                    projection: bool = True, d_laplacian: bool = False,
+                                    d_minibatch_std: bool = False) -> keras.Model:
     """The DCGAN discriminator with class conditioning; outputs `[logits, class_logits, *features]`.
 
     logits = psi(phi(x)) (+ <embed(y), phi(x)> with `projection`, Miyato & Koyama 2018); class_logits is
     the ACGAN auxiliary head (Odena et al. 2017) over phi(x), trained by `auxiliary_class_loss`.
     """
     count = _class_count(classes)
-    base = build_dcgan_discriminator(image_size, d_filters, spectral_norm, d_normalization)
+    base = build_dcgan_discriminator(image_size, d_filters, spectral_norm, d_normalization, d_laplacian, d_minibatch_std)
     image, features = base.inputs[0], base.outputs[1:]
     labels = keras.Input((1,), dtype="int32", name="class_id")
     phi = base.get_layer("flatten").output

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 
 from ..registry import DISCRIMINATORS
-from .layers import conv, dense
+from .layers import LaplacianChannel, MinibatchStd, conv, dense
 
 
 def _lrelu(name: str) -> keras.layers.Layer:
@@ -72,10 +72,15 @@ def build_unet_discriminator(d_filters: int = 64, d_blocks: int = 3, spectral_no
 
 @DISCRIMINATORS.register("dcgan")
 def build_dcgan_discriminator(image_size: int = 64, d_filters: int = 64, spectral_norm: bool = False,
-                              d_normalization: str = "batch") -> keras.Model:
-    """Strided-conv discriminator/critic for synthetic-image GANs (BN, LayerNorm for WGAN-GP critics, or SN)."""
+                              d_normalization: str = "batch", d_laplacian: bool = False,
+                              d_minibatch_std: bool = False) -> keras.Model:
+    """Strided-conv discriminator/critic for synthetic-image GANs (BN, LayerNorm for WGAN-GP critics, or SN).
+
+    `d_laplacian` feeds the image's Laplacian beside it; `d_minibatch_std` adds the batch-spread channel at 4×4.
+    """
     inputs = keras.Input((image_size, image_size, 1), name="image")
-    x = _lrelu("in_act")(conv(d_filters, 4, 2, spectral_norm, name="in_conv")(inputs))
+    x = LaplacianChannel(name="laplacian")(inputs) if d_laplacian else inputs
+    x = _lrelu("in_act")(conv(d_filters, 4, 2, spectral_norm, name="in_conv")(x))
     features = [x]
     filters = d_filters
     size = image_size // 2
@@ -89,6 +94,9 @@ def build_dcgan_discriminator(image_size: int = 64, d_filters: int = 64, spectra
         features.append(x)
         size //= 2
         index += 1
+    if d_minibatch_std:
+        x = MinibatchStd(name="minibatch_std")(x)
+        x = _lrelu("std_act")(conv(filters, 3, 1, spectral_norm, name="std_conv")(x))
     x = keras.layers.Flatten(name="flatten")(x)
     logits = dense(1, spectral_norm, name="logits", dtype="float32")(x)
     return keras.Model(inputs, [logits, *features], name="dcgan_discriminator")
