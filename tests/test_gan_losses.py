@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mammogan.losses import gradient_penalty
+from mammogan.losses import gradient_penalty, r1_penalty
 from mammogan.registry import ADVERSARIAL_LOSSES
 
 # Fixed logits: 3 examples with 2×2 per-pixel logits (per-image logits are the 1×1 case).
@@ -88,6 +88,16 @@ def test_gradient_penalty_of_a_linear_critic_is_norm_minus_one_squared():
     fake = rng.uniform(size=(5, 4, 4, 1)).astype(np.float32)
     penalty = gradient_penalty(linear_critic(weights), tf.constant(real), tf.constant(fake)).numpy()
     np.testing.assert_allclose(penalty, np.full(5, (np.linalg.norm(weights) - 1.0) ** 2), rtol=1e-5)
+
+
+def test_r1_penalty_is_the_squared_gradient_norm_at_each_real_image():
+    rng = np.random.default_rng(1)
+    weights = rng.normal(size=(1, 4, 4, 1)).astype(np.float32)
+    real = rng.uniform(size=(5, 4, 4, 1)).astype(np.float32)
+    linear = r1_penalty(linear_critic(weights), tf.constant(real)).numpy()
+    np.testing.assert_allclose(linear, np.full(5, np.sum(weights**2)), rtol=1e-5)
+    squared = r1_penalty(lambda x: tf.reduce_sum(tf.square(x), axis=[1, 2, 3]), tf.constant(real)).numpy()
+    np.testing.assert_allclose(squared, 4 * np.sum(real**2, axis=(1, 2, 3)), rtol=1e-5)  # ∇ of Σx² is 2x, per example
 
 
 def test_gradient_penalty_interpolates_uniformly_per_example():

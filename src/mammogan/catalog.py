@@ -195,7 +195,7 @@ CATALOG: dict[str, dict[str, Component]] = {
             _ADA,
         ), generator=LR_IMAGE, discriminator=(ANY_IMAGE,)),
         "dcgan": _patch_gan("mammogan.families.patch_gan", LATENT, (ANY_IMAGE, SIZED_IMAGE),
-                            dataset=("synthetic_dirs", "synthetic_ratio"), train=("spectral_weight",)),
+                            dataset=("synthetic_dirs", "synthetic_ratio"), train=("spectral_weight", "r1_gamma")),
         "conditional": _patch_gan("mammogan.families.conditional", LATENT_CLASS, (IMAGE_CLASS,), dataset=("class_column",),
                                   model=("classes",), train=("class_loss_weight", "class_weights")),
         "mask_to_image": _patch_gan(

@@ -165,6 +165,7 @@ TRAIN = Section(
         Key("class_weights", ListOf(Float(0.0)), [], "Conditional GANs: sampling weight per [model] classes entry (empty: uniform)."),
         Key("n_critic", Int(1), 5, "WGAN-GP: critic steps per generator step (adversarial_loss = \"wasserstein\")."),
         Key("gp_weight", Float(0.0), 10.0, "WGAN-GP: gradient-penalty weight lambda."),
+        Key("r1_gamma", Float(0.0), 0.0, "Unconditional GANs: R1 penalty weight γ (Mescheder et al. 2018; D loss + γ/2·‖∇D(real)‖², on the augmented reals D sees; 0: off) — StyleGAN2's regulariser, used with spectral_norm = false."),
         Key("spectral_weight", Float(0.0), 0.0, "Unconditional GANs: weight of a generator term matching the generated batch's per-band mean and spread of the log radial power spectrum to the real batch's (Durall et al. 2020; 0: off) — against smooth blobs and up-convolution peaks."),
         Key("ema_decay", Float(0.0, 1.0), 0.999, "Decay of the exponential moving average of generator weights (0: off)."),
         Key("mixed_precision", Bool(), False, "Train in mixed_float16 with loss scaling (GPU)."),

@@ -20,7 +20,7 @@ from ..data.patch_dataset import load_patches, load_synthetic_patches
 from ..data.samplers import PatchSampler
 from ..evaluate.synthetic import check_synthetic_evaluation, evaluate_synthetic
 from ..infer.synthetic import write_synthetic_dataset
-from ..losses import gradient_penalty, spectral_loss_per_example
+from ..losses import gradient_penalty, r1_penalty, spectral_loss_per_example
 from ..metrics.distribution import kid
 from ..metrics.features import build_random_cnn
 from ..metrics.numpy_metrics import moment_distance
@@ -131,12 +131,16 @@ class PatchGAN(GANFamily):
         fake = self.fake_like(real)
 
         def loss() -> tuple[tf.Tensor, Logs]:
-            real_logits = discriminator(self.d_view(real, step), training=True)[0]
+            real_view = self.d_view(real, step)
+            real_logits = discriminator(real_view, training=True)[0]
             fake_logits = discriminator(self.d_view(fake, step), training=True)[0]
             self.observe_real_logits(real_logits)
             per_example = self.adversarial.discriminator(real_logits, fake_logits, cfg.label_smoothing)
+            critic = lambda x: discriminator(x, training=True)[0]  # noqa: E731
             if self.gp_weight > 0:
-                per_example += self.gp_weight * gradient_penalty(lambda x: discriminator(x, training=True)[0], real, fake, seed=self.random.seed())
+                per_example += self.gp_weight * gradient_penalty(critic, real, fake, seed=self.random.seed())
+            if cfg.r1_gamma > 0:
+                per_example += 0.5 * cfg.r1_gamma * r1_penalty(critic, real_view)
             d_loss = self.average(per_example)
             return d_loss, {"d": d_loss}
 

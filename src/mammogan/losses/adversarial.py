@@ -105,6 +105,17 @@ def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, 
     return tf.square(norms - 1.0)
 
 
+def r1_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor) -> tf.Tensor:
+    """R1 penalty per example (Mescheder et al. 2018): ‖∇D(x)‖₂² at real images, which keeps D smooth on the data
+    without spectral norm's bound on every layer's gain (StyleGAN2's regulariser; the caller multiplies by γ/2)."""
+    real = tf.cast(real, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        scores = tf.reduce_sum(tf.cast(critic(real), tf.float32))
+    gradients = tape.gradient(scores, real)
+    return tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])
+
+
 def auxiliary_class_loss(class_logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
     """ACGAN auxiliary loss (Odena et al. 2017): per-example softmax cross-entropy of D's class head.
 
