@@ -91,29 +91,28 @@ _register(
 )
 
 
+def _squared_input_gradients(critic: Callable[[tf.Tensor], tf.Tensor], images: tf.Tensor) -> tf.Tensor:
+    """‖∇ₓD(x)‖₂² per example: the critic's scores differentiated with respect to its input images."""
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        scores = tf.cast(critic(images), tf.float32)
+    return tf.reduce_sum(tf.square(tape.gradient(scores, images)), axis=[1, 2, 3])
+
+
 def gradient_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor, fake: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
     """WGAN-GP penalty per example: (‖∇D(x̂)‖₂ − 1)² at uniform interpolates x̂ (ε inside the norm)."""
     real, fake = tf.cast(real, tf.float32), tf.cast(fake, tf.float32)
     shape = [tf.shape(real)[0], 1, 1, 1]
     alpha = tf.random.stateless_uniform(shape, seed) if seed is not None else tf.random.uniform(shape)
     mixed = real + alpha * (fake - real)
-    with tf.GradientTape() as tape:
-        tape.watch(mixed)
-        scores = tf.cast(critic(mixed), tf.float32)
-    gradients = tape.gradient(scores, mixed)
-    norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]) + 1e-12)
+    norms = tf.sqrt(_squared_input_gradients(critic, mixed) + 1e-12)
     return tf.square(norms - 1.0)
 
 
 def r1_penalty(critic: Callable[[tf.Tensor], tf.Tensor], real: tf.Tensor) -> tf.Tensor:
     """R1 penalty per example (Mescheder et al. 2018): ‖∇D(x)‖₂² at real images, which keeps D smooth on the data
     without spectral norm's bound on every layer's gain (StyleGAN2's regulariser; the caller multiplies by γ/2)."""
-    real = tf.cast(real, tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(real)
-        scores = tf.reduce_sum(tf.cast(critic(real), tf.float32))
-    gradients = tape.gradient(scores, real)
-    return tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])
+    return _squared_input_gradients(critic, tf.cast(real, tf.float32))
 
 
 def auxiliary_class_loss(class_logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
