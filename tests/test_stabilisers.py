@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from mammogan.train.randomness import StepRandom
-from mammogan.train.stabilisers import AdaptiveAugment, cutout, diff_augment, translation
+from mammogan.train.stabilisers import AdaptiveAugment, cutout, diff_augment, translation, translation_reflect
 
 
 @pytest.mark.parametrize("channels", [1, 3])
@@ -26,6 +26,21 @@ def test_translation_shifts_each_example_by_at_most_an_eighth_with_zero_fill(cha
     assert zero_rows.max() <= 4 and zero_cols.max() <= 4  # 0.125 × 32
     assert len({(r, c) for r, c in zip(zero_rows, zero_cols)}) > 1  # per-example shifts
     assert set(np.unique(shifted)) <= {0.0, 1.0}
+
+
+def test_reflect_translation_is_a_mirrored_shift_of_at_most_an_eighth_with_no_flat_band():
+    tf.random.set_seed(3)
+    images = tf.random.uniform([16, 32, 32, 2], 0.1, 1.0)  # no zeros: a zero fill would show
+    shifted = translation_reflect(images, StepRandom(0, tf.constant(0))).numpy()
+    shifts = []
+    for original, moved in zip(images.numpy(), shifted):
+        mirrored = np.pad(original, [(4, 4), (4, 4), (0, 0)], mode="reflect")  # (…, 2, 1, 0, 1, 2, …)
+        found = [(dy, dx) for dy in range(-4, 5) for dx in range(-4, 5)
+                 if np.array_equal(mirrored[4 + dy : 36 + dy, 4 + dx : 36 + dx], moved)]
+        assert len(found) == 1  # exactly one shift within 0.125 × 32 explains the output, in both channels
+        shifts.append(found[0])
+    assert len(set(shifts)) > 1 and any(dy != 0 and dx != 0 for dy, dx in shifts)  # per example, on both axes
+    assert shifted.min() >= 0.1  # no pixel came from outside the image
 
 
 def test_cutout_zeroes_one_clipped_half_size_square_per_example():
