@@ -314,7 +314,7 @@ CATALOG: dict[str, dict[str, Component]] = {
         "domain": Component("mammogan.metrics.features", {"eval": ("extractor_weights",)}),
         "texture": Component("mammogan.metrics.texture"),
     },
-    "diffaugment": {name: Component("mammogan.train.stabilisers") for name in ("color", "translation", "cutout")},
+    "diffaugment": {name: Component("mammogan.train.stabilisers") for name in ("color", "translation", "translation_reflect", "cutout")},
     "augmentation": {
         **{name: _augmentation(keys) for name, keys in _AUGMENTATION_KEYS.items()},
         "barrel": _radial("barrel"),

@@ -157,7 +157,7 @@ TRAIN = Section(
         Key("perceptual_weights", Str(), "", "VGG19 weights for the perceptual loss term: \"imagenet\" (the local Keras cache only, never downloaded) or a weights file path; used when loss_weights has perceptual > 0."),
         Key("label_smoothing", Float(0.0, 0.5), 0.0, "One-sided label smoothing of real labels for the discriminator."),
         Key("instance_noise", Float(0.0), 0.0, "Std of Gaussian noise added to D inputs, annealed to 0 over training."),
-        Key("diffaugment", ListOf(Name("diffaugment")), [], "DiffAugment policies applied to real and generated images before every D call, in order, e.g. [\"translation\", \"cutout\", \"color\"] ([]: off)."),
+        Key("diffaugment", ListOf(Name("diffaugment")), [], "DiffAugment policies applied to real and generated images before every D call, in order, e.g. [\"translation\", \"cutout\", \"color\"] (\"translation_reflect\" fills the shift by mirroring, as ADA; []: off)."),
         Key("ada_target", Float(0.0, 1.0), 0.0, "ADA: target of r_t = E[sign(D(real))]; each diffaugment policy then hits an example with an adaptive probability p (0: off, p = 1)."),
         Key("ada_interval", Int(1), 4, "ADA: discriminator steps between updates of p."),
         Key("ada_speed_images", Float(1.0), 500000.0, "ADA: real images over which p can move from 0 to 1."),
