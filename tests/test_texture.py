@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from mammogan.metrics.texture import RADIAL_BANDS, TextureExtractor, radial_frequencies, radial_power_spectrum, texture_feature_names
+from mammogan.metrics.texture import (RADIAL_BANDS, TextureExtractor, radial_frequencies, radial_power_spectrum, spectrum_gap,
+                                      texture_feature_names)
 from mammogan.models.gan_generators import build_dcgan_generator
 from mammogan.metrics.two_sample import classifier_two_sample_test, fit_logistic
 
@@ -101,3 +102,17 @@ def test_icnr_subpixel_upsampling_has_no_checkerboard_at_init():
         images = (np.asarray(generator(latents)) + 1.0) / 2.0
         top[upsampling] = np.mean([10 ** _bands(image[..., 0])[-1] for image in images])
     assert top["subpixel"] < 0.5 * top["transposed"]
+
+
+def test_spectrum_gap_is_zero_within_one_set_and_finds_a_missing_fine_band():
+    rng = np.random.default_rng(4)
+    noise = rng.random((96, SIDE, SIDE))
+    spectra = np.stack([radial_power_spectrum(image, 16) for image in noise])
+    assert spectrum_gap(spectra, spectra) == 0.0
+    scaled = np.stack([radial_power_spectrum(image * 2.0, 16) for image in noise])  # power × 4 in every band
+    sd = np.log10(spectra).std(axis=0)
+    assert spectrum_gap(spectra, scaled) == pytest.approx(np.max(np.log10(4.0) / sd), rel=1e-6)
+    other = np.stack([radial_power_spectrum(image, 16) for image in rng.random((96, SIDE, SIDE))])
+    assert spectrum_gap(spectra, other) < 1.0  # another draw of white noise stays inside the ± 1 sd band
+    smooth = np.stack([radial_power_spectrum(cv2.GaussianBlur(image.astype(np.float32), (0, 0), 1.5), 16) for image in noise])
+    assert spectrum_gap(spectra, smooth) > 10.0  # blurred: the top bands lose orders of magnitude

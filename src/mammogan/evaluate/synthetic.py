@@ -38,7 +38,7 @@ from ..metrics.distribution import (
     prdc,
 )
 from ..metrics.full_reference import MS_SSIM_WEIGHTS, ms_ssim_min_size, ms_ssim_scales_that_fit
-from ..metrics.texture import TextureExtractor, radial_power_spectrum
+from ..metrics.texture import TextureExtractor, log_power_moments, radial_power_spectrum, spectrum_gap
 from ..metrics.two_sample import classifier_two_sample_test
 from ..core.io import atomic_write_csv
 from ..core.logs import get_logger
@@ -143,6 +143,7 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
             "gaussian_noise": np.clip(rng.normal(real.mean(), real.std(), (count, *real.shape[1:])), 0, 1).astype(np.float32)}
     if arms.real_train is not None:
         sets["real_train"] = arms.real_train
+    spectra = radial_spectra({"real": real, **sets})
     rows = []
     for arm, images in sets.items():
         embedding = extractor.embed(images[..., None])
@@ -165,6 +166,7 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
             "diversity_ms_ssim": mean_pairwise_ms_ssim(images[..., None], 1.0, MS_SSIM_WEIGHTS[:scales], max_pairs=300)
             if scales else "",
             "diversity_ms_ssim_scales": scales,
+            "spectrum_gap_sd": spectrum_gap(spectra["real"], spectra[arm]),
         }
         if real_texture is not None:  # texture statistics beside any network's features: what those may not see
             arm_texture = real_texture(texture.features(images))
@@ -179,14 +181,15 @@ def score_synthetic(config: Config, output_dir: Path, arms: SyntheticArms) -> li
         if arm == "generator":
             gan_tile(output_dir / "samples.png", f"evaluated generator, {min(32, len(images))} samples", images[:32], real, {})
     atomic_write_csv(output_dir / "evaluation.csv", rows)
-    write_power_spectra(output_dir, real, sets)
+    write_power_spectra(output_dir, spectra)
     log.info("Synthetic-image evaluation (%s features, %d real patches) → %s", extractor.name, len(real), output_dir / "evaluation.csv")
     for row in rows:
         log.info("  %-16s KID %.4f ± %.4f  FID %.2f  C2ST %s  precision %.2f  recall %.2f  coverage %.2f  classifier score %s  "
-                 "moments %.3f  MS-SSIM %s%s%s",
+                 "moments %.3f  MS-SSIM %s%s%s%s",
                  row["arm"], row["kid_mean"], row["kid_std"], row["fid"], _show(row["c2st"]), row["precision"], row["recall"],
                  row["coverage"], _show(row["classifier_score"]), row["moment_distance"], _show(row["diversity_ms_ssim"]),
                  f"  texture KID {row['texture_kid']:.4f} C2ST {_show(row['texture_c2st'])}" if "texture_kid" in row else "",
+                 f"  spectrum gap {row['spectrum_gap_sd']:.2f} sd",
                  f"  FRD {row['frd']:.3f}" if "frd" in row else "")
     if arms.skip_memorisation:
         log.info("Memorisation check not run: %s.", arms.skip_memorisation)
@@ -226,14 +229,20 @@ def _c2st_columns(prefix: str, real: np.ndarray, other: np.ndarray, seed: int) -
 POWER_SPECTRUM_BINS = 32
 
 
-def write_power_spectra(output_dir: Path, real: np.ndarray, sets: dict[str, np.ndarray]) -> None:
+def radial_spectra(sets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each set's (N, POWER_SPECTRUM_BINS) radial power spectra, per image."""
+    return {name: np.stack([radial_power_spectrum(image, POWER_SPECTRUM_BINS) for image in images])
+            for name, images in sets.items()}
+
+
+def write_power_spectra(output_dir: Path, spectra: dict[str, np.ndarray]) -> None:
     """power_spectrum.png (mean ± sd of the real patches' radial power spectra, each arm's mean) and its table."""
     frequencies = (np.arange(POWER_SPECTRUM_BINS) + 0.5) * 0.5 / POWER_SPECTRUM_BINS
-    spectra = {name: np.stack([radial_power_spectrum(image, POWER_SPECTRUM_BINS) for image in images])
-               for name, images in {"real": real, **sets}.items()}
     plot_power_spectra(output_dir / "power_spectrum.png", frequencies, spectra)
-    rows = [{"frequency": float(f), **{f"{name}_log10_power": float(np.log10(np.maximum(values, 1e-20)).mean(axis=0)[i])
-                                      for name, values in spectra.items()}} for i, f in enumerate(frequencies)]
+    moments = {name: log_power_moments(values) for name, values in spectra.items()}
+    rows = [{"frequency": float(f), "real_log10_sd": float(moments["real"][1][i]),
+             **{f"{name}_log10_power": float(mean[i]) for name, (mean, _) in moments.items()}}
+            for i, f in enumerate(frequencies)]
     atomic_write_csv(output_dir / "power_spectrum.csv", rows)
 
 

@@ -51,6 +51,21 @@ def radial_power_spectrum(image: np.ndarray, bins: int) -> np.ndarray:
     return sums / np.maximum(counts, 1)
 
 
+def log_power_moments(spectra: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(N, bins) radial power spectra → per-band mean and standard deviation of log10 power (the plot's band)."""
+    logs = np.log10(np.maximum(np.asarray(spectra, np.float64), 1e-20))
+    return logs.mean(axis=0), logs.std(axis=0)
+
+
+def spectrum_gap(real_spectra: np.ndarray, other_spectra: np.ndarray) -> float:
+    """How far the other set's mean log spectrum strays from the real one: the largest gap over bands in real standard
+    deviations. At most 1 means it stays inside the real ± 1 sd band of power_spectrum.png; grid artifacts and
+    missing fine texture show up as one band far outside."""
+    real_mean, real_sd = log_power_moments(real_spectra)
+    other_mean, _ = log_power_moments(other_spectra)
+    return float(np.max(np.abs(other_mean - real_mean) / np.maximum(real_sd, 1e-12)))
+
+
 def _band_shares(image: np.ndarray) -> np.ndarray:
     """log10 of the share of the image's power in each RADIAL_BANDS band (the top band takes the corners too)."""
     power, radius = _windowed_power(image)

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from ..core.io import atomic_path  # noqa: E402
+from ..metrics.texture import log_power_moments  # noqa: E402
 
 
 def plot_history(csv_path: Path, png_path: Path) -> None:
@@ -45,8 +46,7 @@ def plot_power_spectra(png_path: Path, frequencies: np.ndarray, spectra: dict[st
     reference (real) and is drawn as a grey band. Grid and checkerboard artefacts show as peaks at high frequency."""
     figure, axis = plt.subplots(figsize=(6.4, 4.2))
     for index, (name, values) in enumerate(spectra.items()):
-        logs = np.log10(np.maximum(values, 1e-20))
-        mean, std = logs.mean(axis=0), logs.std(axis=0)
+        mean, std = log_power_moments(values)
         if index == 0:
             axis.fill_between(frequencies, 10 ** (mean - std), 10 ** (mean + std), color="0.75", label=f"{name} ± 1 sd")
             axis.plot(frequencies, 10**mean, color="0.35", linewidth=1.5)
