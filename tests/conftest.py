@@ -85,6 +85,13 @@ def write_dicom() -> Callable[..., Path]:
 
 
 @pytest.fixture
+def log_text(caplog) -> Callable[[], str]:
+    """`log_text()`: the captured log so far with the CLI's line wrapping undone (it wraps error messages at 100
+    columns, so where a line breaks depends on the length of the temporary paths in them)."""
+    return lambda: " ".join(caplog.text.split())
+
+
+@pytest.fixture
 def run_prepare() -> Callable[..., tuple[int, Path]]:
     """`run_prepare(config_path, **prepare_keys)` writes a [prepare] config and runs `mammogan prepare` on it.
 

@@ -130,17 +130,17 @@ def test_train_then_infer_writes_per_class_samples(conditional_run):
     np.testing.assert_array_equal(np.round(balanced[0] * 255).astype(np.uint8), images[0])
 
 
-def test_unknown_class_in_config_is_a_config_error(prepared_sample, tmp_path, caplog):
+def test_unknown_class_in_config_is_a_config_error(prepared_sample, tmp_path, log_text):
     config = write_config(tmp_path, prepared_sample, ["normal", "mass", "calcification"])
     assert main(["train", str(config)]) != 0
-    message = caplog.text
+    message = log_text()
     assert "[model] classes" in message and "calcification" in message and str(config) in message
 
 
-def test_label_missing_from_classes_is_a_data_error_naming_metadata(prepared_sample, tmp_path, caplog):
+def test_label_missing_from_classes_is_a_data_error_naming_metadata(prepared_sample, tmp_path, log_text):
     config = write_config(tmp_path, prepared_sample, ["normal", "calcification"])
     assert main(["train", str(config)]) != 0
-    message = caplog.text
+    message = log_text()
     assert "metadata.csv" in message and "'mass'" in message
 
 

@@ -49,12 +49,8 @@ def snapshot(run: Path) -> dict[str, bytes]:
     return {str(path.relative_to(run)): path.read_bytes() for path in files}
 
 
-def message(caplog) -> str:
-    return " ".join(caplog.text.split())  # the CLI wraps long messages
-
-
 @pytest.mark.parametrize("state", ["missing", "empty", "garbled", "stale"])
-def test_damaged_checkpoint_state_file_still_resumes(finished_run, tmp_path, caplog, state):
+def test_damaged_checkpoint_state_file_still_resumes(finished_run, tmp_path, log_text, state):
     run = copy_of(finished_run, tmp_path)
     before = snapshot(run)
     state_file = run / "output" / "checkpoints" / "checkpoint"
@@ -67,41 +63,41 @@ def test_damaged_checkpoint_state_file_still_resumes(finished_run, tmp_path, cap
     else:  # lists only a checkpoint that was deleted
         state_file.write_text('model_checkpoint_path: "ckpt-3"\nall_model_checkpoint_paths: "ckpt-3"\n')
     assert main(["train", str(run / "train_eval_infer.config")]) == 0
-    text = message(caplog)
+    text = log_text()
     assert f"Resumed from {run / 'output' / 'checkpoints' / 'ckpt-10'} (step 10" in text
     assert "rebuilt it from 2 checkpoint files" in text
     assert snapshot(run) == before  # resumed at its last step: metrics, best model and tiles untouched
 
 
-def test_run_without_checkpoints_is_not_overwritten(finished_run, tmp_path, caplog):
+def test_run_without_checkpoints_is_not_overwritten(finished_run, tmp_path, log_text):
     run = copy_of(finished_run, tmp_path)
     shutil.rmtree(run / "output" / "checkpoints")
     before = snapshot(run)
     config = run / "train_eval_infer.config"
     assert main(["train", str(config)]) == 2
-    text = message(caplog)
+    text = log_text()
     assert f"{run / 'output'} ([train] output_dir) holds a run with no checkpoint" in text and "--restart" in text
     assert snapshot(run) == before
 
 
-def test_restart_keeps_the_previous_run_under_a_timestamped_name(finished_run, tmp_path, caplog):
+def test_restart_keeps_the_previous_run_under_a_timestamped_name(finished_run, tmp_path, log_text):
     run = copy_of(finished_run, tmp_path)
     before = snapshot(run)
     assert main(["train", "--restart", str(run / "train_eval_infer.config")]) == 0
     kept = [p for p in run.iterdir() if p.name.startswith("output-")]
-    assert len(kept) == 1 and f"kept as {kept[0]}" in message(caplog)
+    assert len(kept) == 1 and f"kept as {kept[0]}" in log_text()
     moved = {name.replace("output/", f"{kept[0].name}/", 1): data for name, data in before.items()}
     assert {name: (run / name).read_bytes() for name in moved} == moved  # the old run, byte for byte
     assert (run / "output" / "checkpoints" / "ckpt-10.index").is_file()  # and a complete new one beside it
 
 
-def test_unreadable_checkpoints_are_a_user_error(finished_run, tmp_path, caplog):
+def test_unreadable_checkpoints_are_a_user_error(finished_run, tmp_path, log_text):
     run = copy_of(finished_run, tmp_path)
     for data in (run / "output" / "checkpoints").glob("ckpt-*.data-*"):
         data.write_bytes(b"truncated")
     before = snapshot(run)
     assert main(["train", str(run / "train_eval_infer.config")]) == 2
-    assert f"{run / 'output' / 'checkpoints'}: no readable checkpoint; use --restart" in message(caplog)
+    assert f"{run / 'output' / 'checkpoints'}: no readable checkpoint; use --restart" in log_text()
     assert snapshot(run) == before
 
 
@@ -155,7 +151,7 @@ def final_weights(run: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("kind", ["sr", "dcgan"])
-def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(kind, prepared_sample, tmp_path, caplog):
+def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(kind, prepared_sample, tmp_path, caplog, log_text):
     steps = 24
     clean = tmp_path / "clean"
     assert main(["train", str(exact_resume_config(kind, clean, prepared_sample, steps))]) == 0
@@ -177,7 +173,7 @@ def test_a_killed_and_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     assert not (killed / "output" / "models" / "final").exists()
     caplog.clear()
     assert main(["train", str(config)]) == 0  # resumes from the last checkpoint it finds
-    assert f"Resumed from {killed / 'output' / 'checkpoints'}/ckpt-" in message(caplog)
+    assert f"Resumed from {killed / 'output' / 'checkpoints'}/ckpt-" in log_text()
 
     for clean_weight, resumed_weight in zip(final_weights(clean), final_weights(killed), strict=True):
         np.testing.assert_allclose(resumed_weight, clean_weight, rtol=0, atol=1e-6)
@@ -190,7 +186,7 @@ def split_copy(prepared_sample: Path, tmp_path: Path) -> Path:
     return split
 
 
-def test_evaluate_finishes_the_good_images_and_lists_the_bad_one(finished_run, prepared_sample, tmp_path, caplog):
+def test_evaluate_finishes_the_good_images_and_lists_the_bad_one(finished_run, prepared_sample, tmp_path, log_text):
     split = split_copy(prepared_sample, tmp_path)
     images = sorted((split / "images").glob("*.png"))
     images[1].write_bytes(b"not a png")
@@ -199,14 +195,14 @@ def test_evaluate_finishes_the_good_images_and_lists_the_bad_one(finished_run, p
     text = text.replace("[dataset]\n", f'[dataset]\ntest_dir = "{split}"\n', 1)
     config.write_text(text.replace("[train]\n", f'[train]\noutput_dir = "{finished_run / "output"}"\n', 1))
     assert main(["evaluate", str(config)]) == 2
-    text = message(caplog)
+    text = log_text()
     assert f"FAILED {images[1]}" in text and "1 test image(s) could not be evaluated" in text
     with (tmp_path / "evaluation" / "per_image.csv").open() as handle:
         evaluated = [line.split(",")[0] for line in handle.read().splitlines()[1:]]
     assert evaluated == [path.stem for path in images if path != images[1]]
 
 
-def test_a_mask_of_another_size_is_refused_before_training_writes_anything(prepared_sample, tmp_path, caplog):
+def test_a_mask_of_another_size_is_refused_before_training_writes_anything(prepared_sample, tmp_path, log_text):
     split = split_copy(prepared_sample, tmp_path)
     mask = sorted((split / "masks").glob("*.png"))[0]
     image = read_image(mask)
@@ -216,13 +212,13 @@ def test_a_mask_of_another_size_is_refused_before_training_writes_anything(prepa
     config.write_text(config.read_text().replace(f'train_dir = "{prepared_sample / "train"}"', f'train_dir = "{split}"'))
     assert main(["train", str(config)]) == 2
     height, width = image.shape
-    assert f"{mask}: mask is {width}x{height - 4} but its image {split / 'images' / mask.name} is {width}x{height}" in message(caplog)
+    assert f"{mask}: mask is {width}x{height - 4} but its image {split / 'images' / mask.name} is {width}x{height}" in log_text()
     assert not (run / "output").exists()
 
 
 @pytest.mark.parametrize("command, section", [("train", "train"), ("evaluate", "eval"), ("infer", "infer")])
 def test_an_output_folder_under_a_file_is_a_user_error_naming_the_key(command, section, finished_run, prepared_sample,
-                                                                      tmp_path, caplog):
+                                                                      tmp_path, log_text):
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where a folder should be")
     target = blocker / "out"
@@ -237,15 +233,15 @@ def test_an_output_folder_under_a_file_is_a_user_error_naming_the_key(command, s
     config = tmp_path / "train_eval_infer.config"
     config.write_text(text)
     assert main([command, str(config)]) == 2
-    assert f"{config}: [{section}] output_dir = {target}: cannot write there ({blocker} is a file, not a folder)" in message(caplog)
+    assert f"{config}: [{section}] output_dir = {target}: cannot write there ({blocker} is a file, not a folder)" in log_text()
     assert blocker.read_text() == "a file where a folder should be"
 
 
-def test_a_default_generator_the_family_cannot_call_is_refused_before_training(prepared_sample, tmp_path, caplog):
+def test_a_default_generator_the_family_cannot_call_is_refused_before_training(prepared_sample, tmp_path, log_text):
     """task = "dcgan" without a generator line would build the default SRResNet and crash after writing the run."""
     config = exact_resume_config("dcgan", tmp_path / "run", prepared_sample, 4)
     config.write_text(config.read_text().replace('generator = "dcgan"\n', ""))
     assert main(["train", str(config)]) == 2
-    text = message(caplog)
+    text = log_text()
     assert "[model] generator = 'srresnet' does not fit [model] task = 'dcgan'" in text and "took its default" in text
     assert not (tmp_path / "run" / "output").exists()

@@ -131,11 +131,11 @@ def test_train_lowers_moment_distance_writes_tiles_and_infers_pairs(prepared_sam
     assert sources == [f"real:{name}" for name in names[:6]]
 
 
-def test_config_errors_name_the_key(prepared_sample, tmp_path, caplog):
+def test_config_errors_name_the_key(prepared_sample, tmp_path, caplog, log_text):
     config = write_config(tmp_path, prepared_sample, mask_source='"atlas"')
     assert main(["infer", str(config)]) == 2
-    assert "[infer] mask_source" in caplog.text and "atlas" in caplog.text and str(config) in caplog.text
+    assert "[infer] mask_source" in log_text() and "atlas" in log_text() and str(config) in log_text()
     caplog.clear()
     config = write_config(tmp_path, prepared_sample, generator="dcgan")  # a latent-only generator cannot take masks
     assert main(["train", str(config)]) == 2
-    assert "[model] generator" in caplog.text and "'dcgan'" in caplog.text and "pix2pix_unet" in caplog.text
+    assert "[model] generator" in log_text() and "'dcgan'" in log_text() and "pix2pix_unet" in log_text()

@@ -133,7 +133,7 @@ def test_infer_keeps_bit_depth_and_scales(sr_run, prepared_sample):
         assert psnr_np(lr.astype(np.float64), shrunk, 255) > 35
 
 
-def test_a_scale_the_saved_generator_was_not_built_with_is_refused(sr_run, tmp_path, caplog):
+def test_a_scale_the_saved_generator_was_not_built_with_is_refused(sr_run, tmp_path, caplog, log_text):
     """Editing [model] scale after training must not write images of the wrong size: evaluate and infer refuse it."""
     config = tmp_path / "train_eval_infer.config"
     text = (sr_run / "train_eval_infer.config").read_text().replace("scale = 2\n", "scale = 4\n")
@@ -141,7 +141,7 @@ def test_a_scale_the_saved_generator_was_not_built_with_is_refused(sr_run, tmp_p
     for command in ("infer", "evaluate"):
         caplog.clear()
         assert main([command, str(config)]) == 2
-        message = " ".join(caplog.text.split())  # the CLI wraps long messages
+        message = log_text()
         assert f"{config}: [model] scale = 4" in message and "upscales ×2" in message and "set scale = 2" in message
 
 

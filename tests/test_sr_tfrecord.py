@@ -148,7 +148,7 @@ def test_training_from_shards_lowers_validation_loss(tmp_path, prepared_sample):
     assert float(rows[-1]["val/psnr"]) > float(rows[0]["val/psnr"]) + 0.08
 
 
-def test_unwritable_tfrecord_dir_is_a_config_error(tmp_path, prepared_sample, caplog):
+def test_unwritable_tfrecord_dir_is_a_config_error(tmp_path, prepared_sample, log_text):
     (tmp_path / "taken").write_text("a file, not a folder")
     config = tmp_path / "train_eval_infer.config"
     config.write_text(
@@ -156,7 +156,7 @@ def test_unwritable_tfrecord_dir_is_a_config_error(tmp_path, prepared_sample, ca
         f'[dataset]\ntrain_dir = "{prepared_sample / "train"}"\nvalid_dir = "{prepared_sample / "valid"}"\n'
         'lr_subdir = "lr_x2"\npatch_size = 48\nstorage = "tfrecord"\ntfrecord_dir = "taken/shards"\n')
     assert main(["train", str(config)]) == 2
-    message = " ".join(caplog.text.split())  # the CLI wraps long messages
+    message = log_text()
     assert "[dataset] tfrecord_dir" in message and "taken/shards: Not a directory" in message
 
 

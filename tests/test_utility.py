@@ -129,7 +129,7 @@ def test_evaluate_refreshes_the_same_summary(experiment):
     assert (experiment / "run" / "utility.csv").read_text() == before
 
 
-def test_synthetic_data_from_a_gan_trained_on_test_patches_is_refused(experiment, caplog):
+def test_synthetic_data_from_a_gan_trained_on_test_patches_is_refused(experiment, log_text):
     leaky = experiment / "leaky"
     shutil.copytree(experiment / "gan" / "output" / "synthetic", leaky)
     resolved = leaky / "resolved.config"
@@ -139,7 +139,7 @@ def test_synthetic_data_from_a_gan_trained_on_test_patches_is_refused(experiment
     config.write_text((experiment / "utility.config").read_text()
                       .replace('synthetic_dir = "gan/output/synthetic"', 'synthetic_dir = "leaky"').replace('"run"', '"leaky_run"'))
     assert main(["train", str(config)]) == 2
-    assert "validation/test patches" in caplog.text and not (experiment / "leaky_run" / "utility_runs.csv").exists()
+    assert "validation/test patches" in log_text() and not (experiment / "leaky_run" / "utility_runs.csv").exists()
 
 
 def test_conditional_samples_are_labelled_by_class_and_drawn_in_turn(experiment):
