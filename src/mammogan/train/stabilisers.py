@@ -70,9 +70,9 @@ def _reflect(index: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
 
 @DIFFAUGMENTS.register("translation_reflect")
 def translation_reflect(images: tf.Tensor, random: StepRandom, ratio: float = 0.125) -> tf.Tensor:
-    """Shift as `translation`, filling by reflection (ADA's integer translation). The zero fill leaves flat bands at
-    the edges of augmented real patches, and a generator can learn to paint such bands on every side (framed
-    samples, docs/results.md); a mirrored border is tissue-like and tells D nothing about the shift."""
+    """Shift as `translation`, filling by reflection (ADA's integer translation), so an augmented real patch never
+    gets a flat band at its edge that a generator could learn to paint. (It did not remove the framed samples of
+    the R1 texture recipe, docs/results.md.)"""
     rows, cols, batch = _shift_indices(images, random, ratio)
     h, w = tf.shape(images)[1], tf.shape(images)[2]
     return _gather_pixels(images, batch, _reflect(rows, h), _reflect(cols, w))
