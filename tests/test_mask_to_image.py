@@ -134,8 +134,10 @@ def test_train_lowers_moment_distance_writes_tiles_and_infers_pairs(prepared_sam
 def test_config_errors_name_the_key(prepared_sample, tmp_path, caplog, log_text):
     config = write_config(tmp_path, prepared_sample, mask_source='"atlas"')
     assert main(["infer", str(config)]) == 2
-    assert "[infer] mask_source" in log_text() and "atlas" in log_text() and str(config) in log_text()
+    message = log_text()
+    assert "[infer] mask_source" in message and "atlas" in message and str(config) in message
     caplog.clear()
     config = write_config(tmp_path, prepared_sample, generator="dcgan")  # a latent-only generator cannot take masks
     assert main(["train", str(config)]) == 2
-    assert "[model] generator" in log_text() and "'dcgan'" in log_text() and "pix2pix_unet" in log_text()
+    message = log_text()
+    assert "[model] generator" in message and "'dcgan'" in message and "pix2pix_unet" in message

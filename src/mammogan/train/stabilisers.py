@@ -9,6 +9,8 @@ All ops are per example and work on (N, H, W, C) batches with any C.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
 
 from ..registry import DIFFAUGMENTS
@@ -37,30 +39,25 @@ def _sizes_and_fraction(images: tf.Tensor, ratio: float) -> tuple[tf.Tensor, ...
     return n, h, w, tf.cast(tf.cast(h, tf.float32) * ratio + 0.5, tf.int32), tf.cast(tf.cast(w, tf.float32) * ratio + 0.5, tf.int32)
 
 
-def _shift_indices(images: tf.Tensor, random: StepRandom, ratio: float) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Per-example integer shifts of up to `ratio` of the size: (N, H, 1) source rows and (N, 1, W) source columns
-    (they may fall outside the image) and the (N, H, W) batch index, for a gather."""
+def _shift(images: tf.Tensor, random: StepRandom, ratio: float, source: tf.Tensor,
+           to_source: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]) -> tf.Tensor:
+    """Shift each example by up to `ratio` of its size (integer pixels): output pixel (y, x) reads `source` at
+    `to_source` of the shifted row and column (which may fall outside the image) and of the image's height or width."""
     n, h, w, max_y, max_x = _sizes_and_fraction(images, ratio)
     shift_y = random.uniform([n, 1, 1], -max_y, max_y + 1, dtype=tf.int32)
     shift_x = random.uniform([n, 1, 1], -max_x, max_x + 1, dtype=tf.int32)
-    rows = tf.range(h)[None, :, None] + shift_y
-    cols = tf.range(w)[None, None, :] + shift_x
-    return rows, cols, tf.broadcast_to(tf.range(n)[:, None, None], [n, h, w])
-
-
-def _gather_pixels(images: tf.Tensor, batch: tf.Tensor, rows: tf.Tensor, cols: tf.Tensor) -> tf.Tensor:
-    shape = tf.shape(batch)
-    indices = tf.stack([batch, tf.broadcast_to(rows, shape), tf.broadcast_to(cols, shape)], axis=-1)
-    return tf.gather_nd(images, indices)
+    rows = to_source(tf.range(h)[None, :, None] + shift_y, h)
+    cols = to_source(tf.range(w)[None, None, :] + shift_x, w)
+    batch = tf.broadcast_to(tf.range(n)[:, None, None], [n, h, w])
+    indices = tf.stack([batch, tf.broadcast_to(rows, [n, h, w]), tf.broadcast_to(cols, [n, h, w])], axis=-1)
+    return tf.gather_nd(source, indices)
 
 
 @DIFFAUGMENTS.register("translation")
 def translation(images: tf.Tensor, random: StepRandom, ratio: float = 0.125) -> tf.Tensor:
     """Shift each example by up to `ratio` of its size (integer pixels), filling with zeros (DiffAugment's)."""
-    rows, cols, batch = _shift_indices(images, random, ratio)
-    h, w = tf.shape(images)[1], tf.shape(images)[2]
     padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]])  # the zero border is what shifted-in pixels read
-    return _gather_pixels(padded, batch, tf.clip_by_value(rows + 1, 0, h + 1), tf.clip_by_value(cols + 1, 0, w + 1))
+    return _shift(images, random, ratio, padded, lambda index, size: tf.clip_by_value(index + 1, 0, size + 1))
 
 
 def _reflect(index: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
@@ -73,9 +70,7 @@ def translation_reflect(images: tf.Tensor, random: StepRandom, ratio: float = 0.
     """Shift as `translation`, filling by reflection (ADA's integer translation), so an augmented real patch never
     gets a flat band at its edge that a generator could learn to paint. (It did not remove the framed samples of
     the R1 texture recipe, docs/results.md.)"""
-    rows, cols, batch = _shift_indices(images, random, ratio)
-    h, w = tf.shape(images)[1], tf.shape(images)[2]
-    return _gather_pixels(images, batch, _reflect(rows, h), _reflect(cols, w))
+    return _shift(images, random, ratio, images, _reflect)
 
 
 @DIFFAUGMENTS.register("cutout")
